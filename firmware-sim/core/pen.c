@@ -1,0 +1,1133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pen's firmware logic: states, depth, passes, cartridges, the limits
+ * engine and the records that trace every one of them. The GATT side is in
+ * pen-gatt.c. Portable C11; no OS calls.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "needlelink/crc.h"
+#include "pen-internal.h"
+
+#define BATTERY_LOW_PCT 15u
+#define BATTERY_STOP_PCT 2u
+
+void sim_pen_config_default(struct sim_pen_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->serial, sizeof(c->serial), "PEN-0001");
+	snprintf(c->model, sizeof(c->model), "NL-Sim M1");
+	snprintf(c->manufacturer, sizeof(c->manufacturer), "NeedleLink Simulated");
+	snprintf(c->firmware, sizeof(c->firmware), "1.0.0");
+	c->kind = SIM_PEN_MOTORISED;
+	c->depth_min_um = 250;
+	c->depth_max_um = 2500;
+	c->depth_step_um = 250;
+	c->speed_min_hz = 100;
+	c->speed_max_hz = 150;
+	c->store_capacity = 256;
+	c->live_rate_hz = 2;
+	c->depth_sensing = true;
+	c->rtc = true;
+	c->battery_pct = 100;
+	c->drain_ms_per_pct = 60000;
+	c->charge_ms_per_pct = 30000;
+}
+
+void pen_log(struct sim_pen *p, enum sim_log_level level, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	if (!p->plat.log)
+		return;
+	n = snprintf(line, sizeof(line), "%s: ", p->cfg.serial);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	p->plat.log(p->plat.ctx, level, line);
+}
+
+uint64_t pen_now(struct sim_pen *p)
+{
+	return p->plat.now_ms(p->plat.ctx);
+}
+
+uint32_t pen_time(struct sim_pen *p)
+{
+	uint64_t el = pen_now(p) - p->clock_ref_ms;
+	int64_t adj = (int64_t)el + (int64_t)el * p->clock_ppm / 1000000;
+
+	if (adj < 0)
+		adj = 0;
+	return p->clock_base + (uint32_t)(adj / 1000);
+}
+
+static void clock_rebase(struct sim_pen *p)
+{
+	p->clock_base = pen_time(p);
+	p->clock_ref_ms = pen_now(p);
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+static void factory_set(const struct sim_pen *p, struct nl_limit_set *s, uint16_t cap)
+{
+	memset(s, 0, sizeof(*s));
+	s->format = 1;
+	s->lifetime_s = NL_LIFETIME_MAX_S;
+	s->depth_cap_um = cap;
+}
+
+static void set_limits(struct sim_pen *p, uint8_t source, const struct nl_limit_set *s)
+{
+	uint32_t h = 0;
+
+	p->set = *s;
+	p->limit_source = source;
+	if (nl_limit_set_hash(&p->set, &h) < 0)
+		h = 0;
+	p->hash = h;
+}
+
+uint16_t pen_cap(const struct sim_pen *p)
+{
+	uint16_t cap = nl_limit_set_zone_cap(&p->set, p->zone);
+
+	if (cap > p->cfg.depth_max_um)
+		cap = p->cfg.depth_max_um;
+	if (p->limit_source == NL_LIMIT_SOURCE_FALLBACK && cap > NL_FALLBACK_CAP_UM)
+		cap = NL_FALLBACK_CAP_UM;
+	if (pen_cartridge_usable(p) && p->cart.needle_length_um && p->cart.needle_length_um < cap)
+		cap = p->cart.needle_length_um;
+	return cap;
+}
+
+uint32_t pen_remaining_s(struct sim_pen *p)
+{
+	uint64_t now = pen_now(p);
+
+	if (p->limit_source != NL_LIMIT_SOURCE_SESSION || !p->deadline_ms || now >= p->deadline_ms)
+		return 0;
+	return (uint32_t)((p->deadline_ms - now + 999) / 1000);
+}
+
+static void zone_pass_limits(const struct sim_pen *p, uint8_t *ret_warn, uint8_t *ret_lock)
+{
+	const struct nl_zone_limit *z = nl_limit_set_find(&p->set, p->zone);
+
+	*ret_warn = z ? z->pass_warn : p->set.pass_warn;
+	*ret_lock = z ? z->pass_lock : p->set.pass_lock;
+}
+
+bool pen_cartridge_usable(const struct sim_pen *p)
+{
+	return p->cart_present &&
+	       (p->cart_state == NL_CARTRIDGE_NEW || p->cart_state == NL_CARTRIDGE_IN_USE);
+}
+
+uint16_t pen_store_reserve(const struct sim_pen *p)
+{
+	uint16_t cap = sim_store_capacity(p->store);
+	uint16_t r = cap / 8;
+
+	return r < 4 ? (cap > 4 ? 4 : cap) : r;
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static void rec_init(struct sim_pen *p, struct nl_record *r, uint8_t type)
+{
+	memset(r, 0, sizeof(*r));
+	r->hdr.type = type;
+	r->hdr.flags = (p->clock_set ? NL_REC_CLOCK_SET : 0) | (p->session_id ? NL_REC_AUTHORISED : 0);
+	r->hdr.session_id = p->session_id;
+	r->hdr.pen_time = pen_time(p);
+}
+
+static void enter_fault(struct sim_pen *p, uint16_t code);
+
+static int rec_write(struct sim_pen *p, struct nl_record *r)
+{
+	uint32_t seq = 0;
+	int err;
+
+	if (!p->store_ok)
+		return -EIO;
+	err = sim_store_append(p->store, r, &seq);
+	if (err < 0) {
+		pen_log(p, SIM_LOG_ERR, "record %s not stored: %s",
+			nl_record_type_name(r->hdr.type), strerror(-err));
+		/* Never overwrite unacknowledged records: stop treating instead. */
+		if (err != -ENOSPC)
+			p->store_ok = false;
+		if (p->state != NL_PEN_STATE_FAULT && p->state != NL_PEN_STATE_OFF)
+			enter_fault(p, NL_FAULT_STORE);
+		return err;
+	}
+	p->records_written++;
+	pen_log(p, SIM_LOG_INFO, "record seq=%u %s session=%u", seq,
+		nl_record_type_name(r->hdr.type), r->hdr.session_id);
+	return 0;
+}
+
+static void rec_limit(struct sim_pen *p, uint8_t event, uint8_t origin, uint8_t zone,
+		      uint16_t value, uint16_t threshold, uint8_t reason)
+{
+	struct nl_record r;
+
+	rec_init(p, &r, NL_RECORD_LIMIT);
+	r.u.limit.event = event;
+	r.u.limit.origin = origin;
+	r.u.limit.zone = zone;
+	r.u.limit.limits_hash = p->hash;
+	r.u.limit.value = value;
+	r.u.limit.threshold = threshold;
+	r.u.limit.reason = reason;
+	r.u.limit.remaining_s = pen_remaining_s(p);
+	pen_log(p, SIM_LOG_NOTICE, "limit %s (%s) zone=%s value=%u threshold=%u",
+		nl_limit_event_name(event), nl_limit_origin_name(origin),
+		nl_zone_name(zone) ? nl_zone_name(zone) : "all", value, threshold);
+	(void)rec_write(p, &r);
+}
+
+static void rec_cartridge(struct sim_pen *p, uint8_t event, uint8_t reject)
+{
+	struct nl_record r;
+
+	rec_init(p, &r, NL_RECORD_CARTRIDGE);
+	r.u.cartridge.event = event;
+	r.u.cartridge.reject_reason = reject;
+	memcpy(r.u.cartridge.uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
+	memcpy(r.u.cartridge.lot, p->cart.lot, sizeof(r.u.cartridge.lot));
+	r.u.cartridge.expiry = p->cart.expiry;
+	r.u.cartridge.needle_count = p->cart.needle_count;
+	r.u.cartridge.needle_length_um = p->cart.needle_length_um;
+	r.u.cartridge.first_use = p->cart_first_use;
+	r.u.cartridge.run_ms = p->cart_run_ms;
+	(void)rec_write(p, &r);
+}
+
+/* ---- motor runs -------------------------------------------------------- */
+
+static bool motor_on(const struct sim_pen *p)
+{
+	return p->state == NL_PEN_STATE_RUNNING;
+}
+
+static void segment_begin(struct sim_pen *p)
+{
+	p->seg_run_ms = 0;
+	p->seg_strokes_milli = 0;
+	p->seg_status = (p->clamped ? NL_SEG_CLAMPED : 0) |
+			(p->pass_warned ? NL_SEG_PASS_WARN : 0) |
+			(p->time_warned ? NL_SEG_NEEDLE_ON_WARN : 0) |
+			(p->battery <= BATTERY_LOW_PCT ? NL_SEG_BATTERY_LOW : 0) |
+			(p->limit_source == NL_LIMIT_SOURCE_FALLBACK ? NL_SEG_FALLBACK_LIMITS : 0);
+	if (p->cart_state == NL_CARTRIDGE_NEW) {
+		/* First use: from now on this cartridge may never come back. */
+		p->cart_state = NL_CARTRIDGE_IN_USE;
+		p->cart_first_use = pen_time(p);
+		if (p->store_ok)
+			(void)sim_store_mark_cartridge(p->store, p->cart.uid);
+	}
+	p->state = NL_PEN_STATE_RUNNING;
+	pen_log(p, SIM_LOG_INFO, "motor on: zone=%s pass=%u depth=%u um speed=%u Hz",
+		nl_zone_name(p->zone), p->pass, p->depth_set, p->speed);
+}
+
+/* Ends the motor run with a SEGMENT record; the caller sets the new state. */
+static void segment_end(struct sim_pen *p, uint8_t reason, uint16_t status)
+{
+	struct nl_record r;
+
+	if (!motor_on(p))
+		return;
+	p->state = NL_PEN_STATE_PAUSED; /* provisional; callers decide */
+	rec_init(p, &r, NL_RECORD_SEGMENT);
+	r.u.segment.zone = p->zone;
+	r.u.segment.pass = p->pass;
+	r.u.segment.depth_set_um = p->depth_set;
+	r.u.segment.depth_cap_um = pen_cap(p);
+	r.u.segment.depth_measured_um = p->cfg.depth_sensing ? p->depth_set : NL_DEPTH_UNKNOWN;
+	r.u.segment.speed_hz = p->speed;
+	r.u.segment.run_ms = p->seg_run_ms;
+	r.u.segment.strokes = (uint32_t)(p->seg_strokes_milli / 1000);
+	memcpy(r.u.segment.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
+	r.u.segment.status = (uint16_t)((p->seg_status | status) & NL_SEG_ALL);
+	r.u.segment.end_reason = reason;
+	pen_log(p, SIM_LOG_INFO, "motor off (%s): run %u ms, %u strokes", nl_segment_end_name(reason),
+		p->seg_run_ms, r.u.segment.strokes);
+	(void)rec_write(p, &r);
+}
+
+static enum nl_pen_state rest_state(const struct sim_pen *p)
+{
+	return p->session_id ? NL_PEN_STATE_ARMED : NL_PEN_STATE_IDLE;
+}
+
+static void session_close(struct sim_pen *p, uint8_t reason)
+{
+	struct nl_record r;
+	uint8_t n = 0;
+
+	if (!p->session_id)
+		return;
+	if (motor_on(p))
+		segment_end(p, reason == NL_SESSION_END_BATTERY ? NL_SEGMENT_END_BATTERY
+				: reason == NL_SESSION_END_FAULT ? NL_SEGMENT_END_FAULT
+								  : NL_SEGMENT_END_SESSION,
+			    0);
+	rec_init(p, &r, NL_RECORD_SESSION_END);
+	r.u.session_end.reason = reason;
+	r.u.session_end.duration_ms = (uint32_t)(pen_now(p) - p->session_start_ms);
+	r.u.session_end.needle_on_ms = p->needle_on_ms;
+	r.u.session_end.strokes = (uint32_t)(p->strokes_milli / 1000);
+	for (unsigned z = 1; z < NL_ZONE_COUNT && n < NL_SESSION_ZONES_MAX; z++) {
+		const struct pen_zone_stats *st = &p->zones[z];
+		struct nl_rec_zone_total *t;
+
+		if (!st->passes && !st->needle_on_ms)
+			continue;
+		t = &r.u.session_end.zones[n++];
+		t->zone = (uint8_t)z;
+		t->passes = st->passes;
+		t->depth_max_um = st->depth_max_um;
+		t->depth_mean_um = st->needle_on_ms ? (uint16_t)(st->depth_um_ms / st->needle_on_ms) : 0;
+		t->needle_on_ms = st->needle_on_ms;
+		t->strokes = (uint32_t)(st->strokes_milli / 1000);
+	}
+	r.u.session_end.zone_count = n;
+	pen_log(p, SIM_LOG_NOTICE, "session %u ends (%s): needle-on %u ms, %u strokes",
+		p->session_id, nl_session_end_reason_name(reason), p->needle_on_ms,
+		r.u.session_end.strokes);
+	(void)rec_write(p, &r);
+	p->session_id = 0;
+	p->pass_open = false;
+	if (p->state == NL_PEN_STATE_ARMED || p->state == NL_PEN_STATE_PAUSED ||
+	    p->state == NL_PEN_STATE_RUNNING)
+		p->state = NL_PEN_STATE_IDLE;
+}
+
+static void enter_fault(struct sim_pen *p, uint16_t code)
+{
+	if (motor_on(p))
+		segment_end(p, NL_SEGMENT_END_FAULT, 0);
+	p->fault_code = code;
+	p->state = NL_PEN_STATE_FAULT;
+	p->pass_open = false;
+	pen_log(p, SIM_LOG_ERR, "fault %s: pen in fault state", nl_fault_code_name(code));
+}
+
+static void do_lock(struct sim_pen *p, uint8_t reason, uint8_t origin, uint16_t value,
+		    uint16_t threshold)
+{
+	if (motor_on(p))
+		segment_end(p, origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEGMENT_END_LIMIT
+								    : NL_SEGMENT_END_LOCK,
+			    origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEG_STOPPED_BY_LIMIT : 0);
+	p->pass_open = false;
+	p->state = NL_PEN_STATE_LOCKED;
+	p->lock_reason = reason;
+	rec_limit(p, NL_LIMIT_EVENT_LOCK, origin, p->zone, value, threshold, reason);
+}
+
+static void do_unlock(struct sim_pen *p, uint8_t reason)
+{
+	/* An authorised unlock lifts the local limit that locked the pen for
+	 * the rest of the session; the gateway may tighten again (CLAMP). */
+	if (p->lock_reason == NL_LOCK_REASON_NEEDLE_ON)
+		p->time_lock_override = true;
+	if (p->lock_reason == NL_LOCK_REASON_PASSES)
+		p->pass_lock_override[p->zone] = true;
+	p->state = rest_state(p);
+	p->lock_reason = NL_LOCK_REASON_NONE;
+	rec_limit(p, NL_LIMIT_EVENT_UNLOCK, NL_LIMIT_ORIGIN_GATEWAY, p->zone, 0, 0, reason);
+}
+
+/* Re-evaluates the depth against the cap in force (after a depth, zone,
+ * limit or cartridge change). */
+static void apply_depth(struct sim_pen *p)
+{
+	uint16_t cap = pen_cap(p);
+
+	if (p->cfg.kind == SIM_PEN_MOTORISED) {
+		bool clamp = p->depth_req > cap;
+
+		p->depth_set = clamp ? cap : p->depth_req;
+		if (clamp && (!p->clamped || p->clamp_logged_cap != cap)) {
+			rec_limit(p, NL_LIMIT_EVENT_CLAMP, NL_LIMIT_ORIGIN_FIRMWARE, p->zone,
+				  p->depth_req, cap, 0);
+			p->clamp_logged_cap = cap;
+		}
+		p->clamped = clamp;
+		if (clamp && motor_on(p))
+			p->seg_status |= NL_SEG_CLAMPED;
+	} else {
+		bool over;
+
+		p->depth_set = p->depth_req;
+		over = p->depth_set > cap;
+		if (over && (!p->dial_over || p->clamp_logged_cap != cap)) {
+			rec_limit(p, NL_LIMIT_EVENT_CLAMP, NL_LIMIT_ORIGIN_FIRMWARE, p->zone,
+				  p->depth_set, cap, 0);
+			p->clamp_logged_cap = cap;
+		}
+		if (over && !p->dial_over)
+			pen_log(p, SIM_LOG_WARNING, "dial %u um above cap %u um: motor held",
+				p->depth_set, cap);
+		p->dial_over = over;
+		if (over && motor_on(p)) {
+			segment_end(p, NL_SEGMENT_END_LIMIT,
+				    NL_SEG_DIAL_OVER_CAP | NL_SEG_STOPPED_BY_LIMIT);
+			p->state = NL_PEN_STATE_PAUSED;
+		}
+	}
+}
+
+static void fallback(struct sim_pen *p)
+{
+	struct nl_limit_set s;
+	uint16_t cap = p->cfg.depth_max_um < NL_FALLBACK_CAP_UM ? p->cfg.depth_max_um
+								 : NL_FALLBACK_CAP_UM;
+
+	factory_set(p, &s, cap);
+	set_limits(p, NL_LIMIT_SOURCE_FALLBACK, &s);
+	p->deadline_ms = 0;
+	rec_limit(p, NL_LIMIT_EVENT_FALLBACK, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE, 0, cap, 0);
+	if (motor_on(p))
+		p->seg_status |= NL_SEG_FALLBACK_LIMITS;
+	apply_depth(p);
+}
+
+/* Accounts the time since the last call, then enforces what depends on it. */
+void pen_advance(struct sim_pen *p)
+{
+	uint64_t now = pen_now(p);
+	uint32_t dt = (uint32_t)(now > p->last_ms ? now - p->last_ms : 0);
+	bool lock_time = false;
+
+	p->last_ms = now;
+	if (!p->powered)
+		return;
+	if (motor_on(p) && dt) {
+		struct pen_zone_stats *z = &p->zones[p->zone];
+		uint32_t lock_ms = p->set.needle_on_lock_s * 1000u;
+
+		/* Stop exactly at the needle-on lock, not at the next tick. */
+		if (lock_ms && !p->time_lock_override && p->needle_on_ms + dt >= lock_ms) {
+			dt = lock_ms > p->needle_on_ms ? lock_ms - p->needle_on_ms : 0;
+			lock_time = true;
+		}
+		p->seg_run_ms += dt;
+		p->needle_on_ms += dt;
+		p->cart_run_ms += dt;
+		p->seg_strokes_milli += (uint64_t)p->speed * dt;
+		p->strokes_milli += (uint64_t)p->speed * dt;
+		z->needle_on_ms += dt;
+		z->strokes_milli += (uint64_t)p->speed * dt;
+		z->depth_um_ms += (uint64_t)p->depth_set * dt;
+		if (p->depth_set > z->depth_max_um)
+			z->depth_max_um = p->depth_set;
+		p->drain_acc_ms += dt;
+		while (p->cfg.drain_ms_per_pct && p->drain_acc_ms >= p->cfg.drain_ms_per_pct) {
+			p->drain_acc_ms -= p->cfg.drain_ms_per_pct;
+			if (p->battery)
+				p->battery--;
+		}
+		if (p->set.needle_on_warn_s && !p->time_warned &&
+		    p->needle_on_ms >= p->set.needle_on_warn_s * 1000u) {
+			p->time_warned = true;
+			p->seg_status |= NL_SEG_NEEDLE_ON_WARN;
+			rec_limit(p, NL_LIMIT_EVENT_TIME_WARN, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE,
+				  (uint16_t)(p->needle_on_ms / 1000), p->set.needle_on_warn_s, 0);
+		}
+	}
+	if (p->charging && dt) {
+		p->charge_acc_ms += dt;
+		while (p->cfg.charge_ms_per_pct && p->charge_acc_ms >= p->cfg.charge_ms_per_pct) {
+			p->charge_acc_ms -= p->cfg.charge_ms_per_pct;
+			if (p->battery < 100)
+				p->battery++;
+		}
+	}
+	if (lock_time)
+		do_lock(p, NL_LOCK_REASON_NEEDLE_ON, NL_LIMIT_ORIGIN_FIRMWARE,
+			(uint16_t)(p->needle_on_ms / 1000), p->set.needle_on_lock_s);
+	if (motor_on(p) && p->battery <= BATTERY_STOP_PCT) {
+		pen_log(p, SIM_LOG_WARNING, "battery at %u %%: treatment stops", p->battery);
+		segment_end(p, NL_SEGMENT_END_BATTERY, NL_SEG_BATTERY_LOW);
+		session_close(p, NL_SESSION_END_BATTERY);
+	}
+	if (p->limit_source == NL_LIMIT_SOURCE_SESSION && p->deadline_ms && now >= p->deadline_ms) {
+		pen_log(p, SIM_LOG_WARNING, "authorisation lifetime ended: fallback limits");
+		fallback(p);
+	}
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+int sim_pen_new(struct sim_pen **ret, const struct sim_pen_config *cfg,
+		const struct sim_platform *plat)
+{
+	struct sim_pen *p;
+	int r;
+
+	if (!ret || !cfg || !plat || !plat->now_ms || !plat->storage_read ||
+	    !plat->storage_append || !plat->storage_sync || !plat->storage_erase ||
+	    !plat->random_u32)
+		return -EINVAL;
+	if (cfg->depth_max_um == 0 || cfg->depth_max_um > NL_DEPTH_MAX_UM ||
+	    cfg->depth_min_um > cfg->depth_max_um || cfg->depth_step_um == 0 ||
+	    cfg->speed_max_hz == 0 || cfg->speed_max_hz > NL_SPEED_MAX_HZ ||
+	    cfg->speed_min_hz > cfg->speed_max_hz || cfg->store_capacity == 0 ||
+	    cfg->live_rate_hz < NL_LIVE_RATE_MIN_HZ || cfg->live_rate_hz > NL_LIVE_RATE_MAX_HZ ||
+	    cfg->battery_pct > 100 || cfg->serial[0] == '\0')
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *cfg;
+	p->plat = *plat;
+	r = sim_store_open(&p->store, &p->plat, cfg->store_capacity, cfg->region_bytes);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	p->state = NL_PEN_STATE_OFF;
+	p->battery = cfg->battery_pct;
+	p->clock_set = cfg->clock_start != 0;
+	p->clock_base = cfg->clock_start;
+	p->clock_ref_ms = pen_now(p);
+	p->clock_ppm = cfg->clock_ppm;
+	*ret = p;
+	return 0;
+}
+
+void sim_pen_free(struct sim_pen *p)
+{
+	if (!p)
+		return;
+	sim_store_free(p->store);
+	free(p);
+}
+
+void sim_pen_set_radio(struct sim_pen *p, const struct sim_radio_ops *ops, void *radio)
+{
+	p->radio_ops = ops;
+	p->radio = radio;
+}
+
+const struct sim_pen_config *sim_pen_config(const struct sim_pen *p)
+{
+	return &p->cfg;
+}
+
+int sim_pen_power_on(struct sim_pen *p)
+{
+	struct nl_limit_set s;
+	uint32_t open;
+	int r;
+
+	if (p->powered)
+		return -EALREADY;
+	/* RAM is gone: everything below comes from flash or from reset values. */
+	r = sim_store_reload(p->store);
+	p->store_ok = r >= 0;
+	p->powered = true;
+	p->last_ms = pen_now(p);
+	p->state = NL_PEN_STATE_IDLE;
+	p->lock_reason = 0;
+	p->fault_code = 0;
+	p->session_id = 0;
+	p->pass_open = false;
+	p->pass = 0;
+	p->zone = NL_ZONE_NONE;
+	p->speed = p->cfg.speed_min_hz;
+	p->depth_req = p->depth_set = p->cfg.depth_min_um;
+	p->clamped = p->dial_over = false;
+	p->live_rate_hz = p->cfg.live_rate_hz;
+	memset(p->zones, 0, sizeof(p->zones));
+	factory_set(p, &s, p->cfg.depth_max_um);
+	set_limits(p, NL_LIMIT_SOURCE_FACTORY, &s);
+	p->deadline_ms = 0;
+	pen_gatt_reset(p);
+	if (!p->cfg.rtc) {
+		bool was_set = p->clock_set;
+		uint32_t old = pen_time(p);
+		struct nl_record rec;
+
+		p->clock_set = false;
+		p->clock_base = 0;
+		p->clock_ref_ms = pen_now(p);
+		if (was_set && p->store_ok) {
+			rec_init(p, &rec, NL_RECORD_TIME_CHANGE);
+			rec.u.time_change.old_time = old;
+			rec.u.time_change.new_time = 0;
+			rec.u.time_change.source = NL_TIME_SOURCE_RTC_LOSS;
+			(void)rec_write(p, &rec);
+		}
+	}
+	pen_log(p, SIM_LOG_NOTICE, "power on: store epoch %08x, last seq %u, %u unacked%s",
+		sim_store_epoch(p->store), sim_store_last_seq(p->store), sim_store_used(p->store),
+		r < 0 ? " (STORE FAILED)" : sim_store_recovered_torn(p->store) ? " (torn tail cut)" : "");
+	if (r < 0) {
+		enter_fault(p, NL_FAULT_STORE);
+		return 0;
+	}
+	open = sim_store_open_session(p->store);
+	if (open) {
+		/* A session cut by the power loss: close it for the record. */
+		p->session_id = open;
+		p->session_start_ms = pen_now(p);
+		session_close(p, NL_SESSION_END_POWER_LOSS);
+	}
+	if (p->cart_present) {
+		/* The firmware cannot tell the cartridge stayed attached while it
+		 * was off: evaluate it as if inserted now. */
+		struct sim_cartridge c = p->cart;
+
+		p->cart_present = false;
+		(void)sim_pen_insert_cartridge(p, &c);
+	}
+	pen_gatt_flush(p);
+	return 0;
+}
+
+void sim_pen_power_off(struct sim_pen *p)
+{
+	if (!p->powered)
+		return;
+	pen_log(p, SIM_LOG_NOTICE, "power lost (state %s, session %u)",
+		nl_pen_state_name(p->state), p->session_id);
+	if (p->connected && p->radio_ops && p->radio_ops->disconnect)
+		p->radio_ops->disconnect(p->radio);
+	p->connected = false;
+	p->powered = false;
+	p->state = NL_PEN_STATE_OFF;
+	if (!p->cfg.rtc) {
+		p->clock_set = false;
+	}
+}
+
+void sim_pen_tick(struct sim_pen *p)
+{
+	if (!p->powered)
+		return;
+	pen_advance(p);
+	pen_gatt_flush(p);
+}
+
+/* ---- operator actions -------------------------------------------------- */
+
+static int refuse(struct sim_pen *p, const char *what, const char *why)
+{
+	pen_log(p, SIM_LOG_WARNING, "%s refused: %s (state %s)", what, why,
+		nl_pen_state_name(p->state));
+	pen_gatt_flush(p);
+	return -EPERM;
+}
+
+static int done(struct sim_pen *p)
+{
+	pen_gatt_flush(p);
+	return 0;
+}
+
+int sim_pen_select_zone(struct sim_pen *p, unsigned zone)
+{
+	pen_advance(p);
+	if (!nl_zone_valid(zone))
+		return -EINVAL;
+	if (p->state != NL_PEN_STATE_IDLE && p->state != NL_PEN_STATE_ARMED &&
+	    p->state != NL_PEN_STATE_PAUSED)
+		return refuse(p, "zone change", "motor running or pen not ready");
+	if (p->state == NL_PEN_STATE_PAUSED) {
+		p->pass_open = false;
+		p->state = NL_PEN_STATE_ARMED;
+	}
+	p->zone = (uint8_t)zone;
+	p->pass = p->zones[zone].passes;
+	p->pass_warned = false;
+	pen_log(p, SIM_LOG_INFO, "zone %s, cap %u um", nl_zone_name(zone), pen_cap(p));
+	apply_depth(p);
+	return done(p);
+}
+
+int sim_pen_set_depth(struct sim_pen *p, uint16_t um)
+{
+	pen_advance(p);
+	if (!p->powered)
+		return -EPERM;
+	if (um > p->cfg.depth_max_um && p->cfg.kind == SIM_PEN_MOTORISED)
+		um = p->cfg.depth_max_um; /* the motor's end stop */
+	if (um > NL_DEPTH_MAX_UM)
+		return -EINVAL;
+	p->depth_req = um;
+	if (p->cfg.kind == SIM_PEN_DIAL)
+		p->depth_set = um;
+	pen_log(p, SIM_LOG_INFO, "%s %u um", p->cfg.kind == SIM_PEN_DIAL ? "dial at" : "depth set to",
+		um);
+	apply_depth(p);
+	return done(p);
+}
+
+int sim_pen_set_speed(struct sim_pen *p, uint16_t hz)
+{
+	pen_advance(p);
+	if (!p->powered)
+		return -EPERM;
+	if (hz < p->cfg.speed_min_hz || hz > p->cfg.speed_max_hz)
+		return -EINVAL;
+	p->speed = hz;
+	pen_log(p, SIM_LOG_INFO, "speed %u Hz", hz);
+	return done(p);
+}
+
+static int motor_checks(struct sim_pen *p, const char *what)
+{
+	if (!pen_cartridge_usable(p))
+		return refuse(p, what, p->cart_present ? "cartridge rejected" : "no cartridge");
+	if (p->cfg.kind == SIM_PEN_DIAL && p->dial_over)
+		return refuse(p, what, "dial above the cap");
+	if (p->battery <= BATTERY_STOP_PCT)
+		return refuse(p, what, "battery empty");
+	if (p->set.needle_on_lock_s && !p->time_lock_override &&
+	    p->needle_on_ms >= p->set.needle_on_lock_s * 1000u) {
+		do_lock(p, NL_LOCK_REASON_NEEDLE_ON, NL_LIMIT_ORIGIN_FIRMWARE,
+			(uint16_t)(p->needle_on_ms / 1000), p->set.needle_on_lock_s);
+		return refuse(p, what, "needle-on time limit");
+	}
+	return 0;
+}
+
+int sim_pen_start_pass(struct sim_pen *p)
+{
+	uint8_t warn, lock;
+	uint16_t n;
+	int r;
+
+	pen_advance(p);
+	if (p->state == NL_PEN_STATE_PAUSED)
+		return sim_pen_resume(p);
+	if (p->state != NL_PEN_STATE_ARMED)
+		return refuse(p, "pass start", "no authorised session");
+	if (p->zone == NL_ZONE_NONE)
+		return refuse(p, "pass start", "no zone selected");
+	r = motor_checks(p, "pass start");
+	if (r < 0)
+		return r;
+	zone_pass_limits(p, &warn, &lock);
+	n = (uint16_t)(p->zones[p->zone].passes + 1);
+	if (lock && n > lock && !p->pass_lock_override[p->zone]) {
+		do_lock(p, NL_LOCK_REASON_PASSES, NL_LIMIT_ORIGIN_FIRMWARE, n, lock);
+		return refuse(p, "pass start", "pass limit of the zone");
+	}
+	p->pass_warned = warn && n >= warn;
+	if (p->pass_warned)
+		rec_limit(p, NL_LIMIT_EVENT_PASS_WARN, NL_LIMIT_ORIGIN_FIRMWARE, p->zone, n, warn, 0);
+	p->zones[p->zone].passes = n;
+	p->pass = n;
+	p->pass_open = true;
+	segment_begin(p);
+	return done(p);
+}
+
+int sim_pen_end_pass(struct sim_pen *p)
+{
+	pen_advance(p);
+	if (p->state != NL_PEN_STATE_RUNNING && p->state != NL_PEN_STATE_PAUSED)
+		return refuse(p, "pass end", "no pass open");
+	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
+	p->pass_open = false;
+	p->state = NL_PEN_STATE_ARMED;
+	pen_log(p, SIM_LOG_INFO, "pass %u in %s ended", p->pass, nl_zone_name(p->zone));
+	return done(p);
+}
+
+int sim_pen_pause(struct sim_pen *p)
+{
+	pen_advance(p);
+	if (p->state != NL_PEN_STATE_RUNNING)
+		return refuse(p, "pause", "motor not running");
+	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
+	p->state = NL_PEN_STATE_PAUSED;
+	return done(p);
+}
+
+int sim_pen_resume(struct sim_pen *p)
+{
+	int r;
+
+	pen_advance(p);
+	if (p->state != NL_PEN_STATE_PAUSED)
+		return refuse(p, "resume", "not paused");
+	r = motor_checks(p, "resume");
+	if (r < 0)
+		return r;
+	segment_begin(p);
+	return done(p);
+}
+
+int sim_pen_end_session(struct sim_pen *p)
+{
+	pen_advance(p);
+	if (!p->session_id)
+		return refuse(p, "session end", "no session");
+	session_close(p, NL_SESSION_END_STOPPED);
+	return done(p);
+}
+
+int sim_pen_insert_cartridge(struct sim_pen *p, const struct sim_cartridge *c)
+{
+	uint8_t reject = NL_REJECT_NONE;
+
+	pen_advance(p);
+	if (!p->powered)
+		return -EPERM;
+	if (p->cart_present)
+		return -EBUSY;
+	p->cart = *c;
+	p->cart.lot[NL_LOT_LEN] = '\0';
+	p->cart_present = true;
+	p->cart_first_use = 0;
+	p->cart_run_ms = 0;
+	if (c->unreadable)
+		reject = NL_REJECT_UNREADABLE;
+	else if (!p->store_ok || sim_store_cartridge_used(p->store, c->uid))
+		reject = NL_REJECT_REUSED;
+	else if (p->clock_set && c->expiry <= pen_time(p))
+		reject = NL_REJECT_EXPIRED;
+	else if (c->needle_count == 0 || c->needle_length_um == 0)
+		reject = NL_REJECT_UNREADABLE;
+	p->cart_reject = reject;
+	if (c->unreadable)
+		memset(p->cart.uid, 0, sizeof(p->cart.uid));
+	if (reject) {
+		p->cart_state = NL_CARTRIDGE_REJECTED;
+		pen_log(p, SIM_LOG_WARNING, "cartridge REJECTED (%s): motor disabled",
+			nl_cartridge_reject_name(reject));
+		rec_cartridge(p, NL_CARTRIDGE_EVENT_REJECTED, reject);
+	} else {
+		p->cart_state = NL_CARTRIDGE_NEW;
+		pen_log(p, SIM_LOG_INFO, "cartridge inserted: lot %s, %u needles, %u um",
+			p->cart.lot, c->needle_count, c->needle_length_um);
+		rec_cartridge(p, NL_CARTRIDGE_INSERTED, 0);
+	}
+	apply_depth(p);
+	return done(p);
+}
+
+int sim_pen_remove_cartridge(struct sim_pen *p)
+{
+	pen_advance(p);
+	if (!p->powered || !p->cart_present)
+		return -ENOENT;
+	if (motor_on(p)) {
+		segment_end(p, NL_SEGMENT_END_CARTRIDGE, 0);
+		p->state = NL_PEN_STATE_PAUSED;
+	}
+	/* A removed cartridge never comes back, used or not. */
+	if (p->store_ok && p->cart_reject != NL_REJECT_UNREADABLE)
+		(void)sim_store_mark_cartridge(p->store, p->cart.uid);
+	rec_cartridge(p, NL_CARTRIDGE_REMOVED, 0);
+	pen_log(p, SIM_LOG_INFO, "cartridge removed after %u ms of use", p->cart_run_ms);
+	p->cart_present = false;
+	p->cart_state = NL_CARTRIDGE_NONE;
+	p->cart_reject = 0;
+	memset(&p->cart, 0, sizeof(p->cart));
+	p->cart_first_use = p->cart_run_ms = 0;
+	apply_depth(p);
+	return done(p);
+}
+
+void sim_pen_set_battery(struct sim_pen *p, uint8_t pct)
+{
+	pen_advance(p);
+	p->battery = pct > 100 ? 100 : pct;
+	pen_log(p, SIM_LOG_INFO, "battery %u %%", p->battery);
+	if (motor_on(p) && p->battery <= BATTERY_LOW_PCT)
+		p->seg_status |= NL_SEG_BATTERY_LOW;
+	pen_advance(p);
+	pen_gatt_flush(p);
+}
+
+void sim_pen_set_charging(struct sim_pen *p, bool charging)
+{
+	pen_advance(p);
+	p->charging = charging;
+	pen_log(p, SIM_LOG_INFO, "charger %s", charging ? "connected" : "removed");
+	pen_gatt_flush(p);
+}
+
+void sim_pen_set_clock_drift(struct sim_pen *p, int32_t ppm)
+{
+	clock_rebase(p);
+	p->clock_ppm = ppm;
+	pen_log(p, SIM_LOG_INFO, "clock drift %d ppm", ppm);
+}
+
+void sim_pen_clock_jump(struct sim_pen *p, int32_t delta_s)
+{
+	clock_rebase(p);
+	if (delta_s < 0 && (uint32_t)-delta_s > p->clock_base)
+		p->clock_base = 0;
+	else
+		p->clock_base = (uint32_t)((int64_t)p->clock_base + delta_s);
+	pen_log(p, SIM_LOG_INFO, "clock jumped %+d s to %u", delta_s, p->clock_base);
+}
+
+int sim_pen_fault(struct sim_pen *p, enum nl_fault_code code, enum nl_fault_severity sev,
+		  uint32_t detail)
+{
+	struct nl_record r;
+
+	pen_advance(p);
+	if (!p->powered)
+		return -EPERM;
+	rec_init(p, &r, NL_RECORD_FAULT);
+	r.u.fault.code = (uint16_t)code;
+	r.u.fault.severity = (uint8_t)sev;
+	r.u.fault.detail = detail;
+	pen_log(p, SIM_LOG_WARNING, "fault %s severity %u detail %u", nl_fault_code_name(code),
+		sev, detail);
+	(void)rec_write(p, &r);
+	if (sev == NL_FAULT_CRITICAL) {
+		session_close(p, NL_SESSION_END_FAULT);
+		enter_fault(p, (uint16_t)code);
+	}
+	return done(p);
+}
+
+void sim_pen_get_info(const struct sim_pen *cp, struct sim_pen_info *ret)
+{
+	struct sim_pen *p = (struct sim_pen *)cp; /* reading the clock is not a change */
+
+	memset(ret, 0, sizeof(*ret));
+	ret->state = p->state;
+	ret->lock_reason = p->lock_reason;
+	ret->session_id = p->session_id;
+	ret->zone = p->zone;
+	ret->pass = p->pass;
+	ret->depth_set_um = p->depth_set;
+	ret->depth_request_um = p->depth_req;
+	ret->depth_cap_um = pen_cap(p);
+	ret->speed_hz = p->speed;
+	ret->needle_on_ms = p->needle_on_ms;
+	ret->strokes = (uint32_t)(p->strokes_milli / 1000);
+	ret->battery_pct = p->battery;
+	ret->charging = p->charging;
+	ret->clamped = p->clamped;
+	ret->dial_over_cap = p->dial_over;
+	ret->connected = p->connected;
+	ret->limit_source = p->limit_source;
+	ret->limits_hash = p->hash;
+	ret->remaining_s = pen_remaining_s(p);
+	ret->cartridge_state = p->cart_state;
+	ret->cartridge_reject = p->cart_reject;
+	ret->store_epoch = sim_store_epoch(p->store);
+	ret->last_seq = sim_store_last_seq(p->store);
+	ret->store_used = sim_store_used(p->store);
+	ret->store_capacity = sim_store_capacity(p->store);
+	ret->pen_time = pen_time(p);
+	ret->clock_set = p->clock_set;
+	ret->fault_code = p->fault_code;
+	ret->records_written = p->records_written;
+}
+
+/* ---- Pen Control Point (decoded request, state already checked) -------- */
+
+static bool set_above_factory(const struct sim_pen *p, const struct nl_limit_set *s)
+{
+	if (s->depth_cap_um > p->cfg.depth_max_um)
+		return true;
+	for (unsigned i = 0; i < s->zone_count; i++)
+		if (s->zones[i].depth_cap_um > p->cfg.depth_max_um)
+			return true;
+	return false;
+}
+
+static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap)
+{
+	struct nl_limit_set s = p->set;
+	struct nl_zone_limit *z = NULL;
+	uint32_t h;
+
+	if (cap > p->cfg.depth_max_um)
+		return NL_CP_ABOVE_FACTORY;
+	if (zone == NL_ZONE_NONE) {
+		if (s.depth_cap_um > cap)
+			s.depth_cap_um = cap;
+		for (unsigned i = 0; i < s.zone_count; i++)
+			if (s.zones[i].depth_cap_um > cap)
+				s.zones[i].depth_cap_um = cap;
+	} else {
+		unsigned i;
+
+		for (i = 0; i < s.zone_count && s.zones[i].zone < zone; i++)
+			;
+		if (i < s.zone_count && s.zones[i].zone == zone) {
+			z = &s.zones[i];
+		} else {
+			if (s.zone_count >= NL_LIMIT_ZONES_MAX)
+				return NL_CP_FAILED;
+			memmove(&s.zones[i + 1], &s.zones[i], (s.zone_count - i) * sizeof(s.zones[0]));
+			s.zone_count++;
+			z = &s.zones[i];
+			z->zone = zone;
+			z->depth_cap_um = s.depth_cap_um;
+			z->pass_warn = s.pass_warn;
+			z->pass_lock = s.pass_lock;
+		}
+		/* A clamp only ever tightens. */
+		if (z->depth_cap_um > cap)
+			z->depth_cap_um = cap;
+	}
+	if (nl_limit_set_hash(&s, &h) < 0)
+		return NL_CP_INVALID_PARAMETER;
+	set_limits(p, p->limit_source, &s);
+	rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, zone, cap, cap, 0);
+	apply_depth(p);
+	return NL_CP_SUCCESS;
+}
+
+enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
+				 uint32_t *ret_value)
+{
+	enum nl_cp_result res;
+	uint32_t h, value = 0;
+	int r;
+
+	pen_advance(p);
+	res = nl_cp_allowed(p->state, req->op);
+	if (res != NL_CP_SUCCESS)
+		return res;
+
+	switch ((enum nl_cp_op)req->op) {
+	case NL_CP_SET_LIMITS:
+		if (set_above_factory(p, &req->u.limits))
+			return NL_CP_ABOVE_FACTORY;
+		if (nl_limit_set_hash(&req->u.limits, &h) < 0)
+			return NL_CP_INVALID_PARAMETER;
+		set_limits(p, NL_LIMIT_SOURCE_SESSION, &req->u.limits);
+		p->deadline_ms = pen_now(p) + (uint64_t)req->u.limits.lifetime_s * 1000u;
+		rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE,
+			  req->u.limits.depth_cap_um, req->u.limits.depth_cap_um, 0);
+		apply_depth(p);
+		value = p->hash;
+		break;
+	case NL_CP_AUTHORISE:
+		if (req->u.authorise.limits_hash != p->hash ||
+		    p->limit_source != NL_LIMIT_SOURCE_SESSION)
+			return NL_CP_HASH_MISMATCH;
+		if (req->u.authorise.session_id == 0 || req->u.authorise.lifetime_s == 0)
+			return NL_CP_INVALID_PARAMETER;
+		if (!p->store_ok ||
+		    sim_store_used(p->store) + pen_store_reserve(p) > sim_store_capacity(p->store))
+			return NL_CP_STORE_FULL;
+		if (!pen_cartridge_usable(p))
+			return NL_CP_NO_CARTRIDGE;
+		p->deadline_ms = pen_now(p) + (uint64_t)req->u.authorise.lifetime_s * 1000u;
+		p->session_id = req->u.authorise.session_id;
+		p->session_start_ms = pen_now(p);
+		p->needle_on_ms = 0;
+		p->strokes_milli = 0;
+		memset(p->zones, 0, sizeof(p->zones));
+		memset(p->pass_lock_override, 0, sizeof(p->pass_lock_override));
+		p->time_warned = p->time_lock_override = p->pass_warned = false;
+		p->pass = 0;
+		p->state = NL_PEN_STATE_ARMED;
+		{
+			struct nl_record rec;
+
+			rec_init(p, &rec, NL_RECORD_SESSION_START);
+			rec.u.session_start.limits_hash = p->hash;
+			rec.u.session_start.limit_source = p->limit_source;
+			rec.u.session_start.lifetime_s = req->u.authorise.lifetime_s;
+			memcpy(rec.u.session_start.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
+			rec.u.session_start.zone = p->zone;
+			pen_log(p, SIM_LOG_NOTICE, "session %u authorised for %u s",
+				p->session_id, req->u.authorise.lifetime_s);
+			if (rec_write(p, &rec) < 0) {
+				p->session_id = 0;
+				if (p->state == NL_PEN_STATE_ARMED)
+					p->state = NL_PEN_STATE_IDLE;
+				return NL_CP_FAILED;
+			}
+		}
+		value = p->session_id;
+		break;
+	case NL_CP_STOP_SESSION:
+		if (!p->session_id)
+			return NL_CP_INVALID_STATE;
+		value = p->session_id;
+		session_close(p, NL_SESSION_END_STOPPED);
+		break;
+	case NL_CP_SET_ZONE:
+		if (!nl_zone_valid(req->u.zone))
+			return NL_CP_INVALID_PARAMETER;
+		if (sim_pen_select_zone(p, req->u.zone) < 0)
+			return NL_CP_INVALID_STATE;
+		value = req->u.zone;
+		break;
+	case NL_CP_LOCK:
+		/* A faulted pen's motor is off already; it stays in FAULT. */
+		if (p->state != NL_PEN_STATE_LOCKED && p->state != NL_PEN_STATE_FAULT)
+			do_lock(p, req->u.reason ? req->u.reason : NL_LOCK_REASON_POLICY,
+				NL_LIMIT_ORIGIN_GATEWAY, 0, 0);
+		break;
+	case NL_CP_UNLOCK:
+		do_unlock(p, req->u.reason);
+		break;
+	case NL_CP_ACK_RECORDS:
+		r = p->store_ok ? sim_store_ack(p->store, req->u.ack.store_epoch, req->u.ack.seq) : -EIO;
+		if (r == -ESTALE)
+			return NL_CP_EPOCH_MISMATCH;
+		if (r == -ERANGE)
+			return NL_CP_INVALID_PARAMETER;
+		if (r < 0)
+			return NL_CP_FAILED;
+		pen_log(p, SIM_LOG_INFO, "records <= %u acknowledged, %d still stored",
+			req->u.ack.seq, r);
+		value = (uint32_t)r;
+		break;
+	case NL_CP_SET_TIME: {
+		struct nl_record rec;
+		uint32_t old = pen_time(p);
+
+		p->clock_base = req->u.pen_time;
+		p->clock_ref_ms = pen_now(p);
+		p->clock_set = true;
+		rec_init(p, &rec, NL_RECORD_TIME_CHANGE);
+		rec.u.time_change.old_time = old;
+		rec.u.time_change.new_time = req->u.pen_time;
+		rec.u.time_change.source = NL_TIME_SOURCE_GATEWAY;
+		pen_log(p, SIM_LOG_INFO, "clock set %u -> %u", old, req->u.pen_time);
+		(void)rec_write(p, &rec);
+		value = old;
+		break;
+	}
+	case NL_CP_CLAMP:
+		res = cp_clamp(p, req->u.clamp.zone, req->u.clamp.cap_um);
+		if (res != NL_CP_SUCCESS)
+			return res;
+		value = p->hash;
+		break;
+	case NL_CP_SET_LIVE_RATE:
+		p->live_rate_hz = req->u.live_rate_hz;
+		p->next_live_ms = 0;
+		value = p->live_rate_hz;
+		break;
+	case NL_CP_OP_END:
+	case NL_CP_RESPONSE:
+		return NL_CP_OP_NOT_SUPPORTED;
+	}
+	*ret_value = value;
+	return NL_CP_SUCCESS;
+}

@@ -1,0 +1,836 @@
+/* SPDX-License-Identifier: MIT */
+#include "journal.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define DEFAULT_BATCH_MAX 1000
+#define DEFAULT_BATCH_DELAY_US 5000
+#define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
+
+/* Each entry migrates from version i to i + 1. Append only; never edit a
+ * released step. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE pens ("
+	"  serial TEXT PRIMARY KEY NOT NULL,"
+	"  model TEXT,"
+	"  firmware TEXT,"
+	"  store_epoch INTEGER NOT NULL DEFAULT 0,"
+	"  last_committed_seq INTEGER NOT NULL DEFAULT 0,"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL);"
+	"CREATE TABLE sessions ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pen_serial TEXT NOT NULL,"
+	"  store_epoch INTEGER NOT NULL,"
+	"  session_id INTEGER NOT NULL,"
+	"  start_seq INTEGER,"
+	"  end_seq INTEGER,"
+	"  start_pen_time INTEGER,"
+	"  end_pen_time INTEGER,"
+	"  gw_started INTEGER,"
+	"  gw_ended INTEGER,"
+	"  end_reason INTEGER,"
+	"  UNIQUE (pen_serial, store_epoch, session_id));"
+	"CREATE TABLE records ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pen_serial TEXT NOT NULL,"
+	"  store_epoch INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  type INTEGER NOT NULL,"
+	"  session_id INTEGER NOT NULL,"
+	"  pen_time INTEGER NOT NULL,"
+	"  gw_time INTEGER NOT NULL,"
+	"  raw BLOB NOT NULL,"
+	"  decoded TEXT,"
+	"  UNIQUE (pen_serial, store_epoch, seq));"
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  topic TEXT NOT NULL,"
+	"  payload BLOB NOT NULL,"
+	"  qos INTEGER NOT NULL,"
+	"  retain INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  sent_at INTEGER);"
+	"CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;"
+	"CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_RECORD,
+	ST_RECORD_RAW,
+	ST_LAST_SEQ,
+	ST_PEN_SEEN,
+	ST_PEN_SEQ,
+	ST_INSERT_OUTBOX,
+	ST_UNSENT,
+	ST_MARK_SENT,
+	ST_PRUNE,
+	ST_COUNT_UNSENT,
+	ST_COUNT_ALL,
+	ST_NEXT_ID,
+	ST_COUNT_STMTS
+};
+
+static const char *const stmt_sql[ST_COUNT_STMTS] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT_RECORD] =
+		"INSERT INTO records (pen_serial, store_epoch, seq, type, session_id, pen_time,"
+		" gw_time, raw, decoded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+		" ON CONFLICT DO NOTHING",
+	[ST_RECORD_RAW] = "SELECT raw FROM records WHERE pen_serial = ?1 AND store_epoch = ?2"
+			  " AND seq = ?3",
+	[ST_LAST_SEQ] = "SELECT MAX(seq) FROM records WHERE pen_serial = ?1 AND store_epoch = ?2",
+	[ST_PEN_SEEN] =
+		"INSERT INTO pens (serial, model, firmware, store_epoch, first_seen, last_seen)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (serial) DO UPDATE SET"
+		" model = COALESCE(excluded.model, model),"
+		" firmware = COALESCE(excluded.firmware, firmware),"
+		" last_committed_seq = CASE WHEN store_epoch = excluded.store_epoch"
+		"   THEN last_committed_seq ELSE 0 END,"
+		" store_epoch = excluded.store_epoch,"
+		" last_seen = MAX(last_seen, excluded.last_seen)",
+	[ST_PEN_SEQ] =
+		"INSERT INTO pens (serial, store_epoch, last_committed_seq, first_seen, last_seen)"
+		" VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (serial) DO UPDATE SET"
+		" last_committed_seq = CASE WHEN store_epoch = excluded.store_epoch"
+		"   THEN MAX(last_committed_seq, excluded.last_committed_seq)"
+		"   ELSE excluded.last_committed_seq END,"
+		" store_epoch = excluded.store_epoch,"
+		" last_seen = MAX(last_seen, excluded.last_seen)",
+	[ST_INSERT_OUTBOX] = "INSERT INTO outbox (id, topic, payload, qos, retain, created)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_UNSENT] = "SELECT id, topic, payload, qos, retain, created FROM outbox"
+		      " WHERE sent_at IS NULL AND id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+	[ST_MARK_SENT] = "UPDATE outbox SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
+	[ST_PRUNE] = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
+	[ST_COUNT_UNSENT] = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+	[ST_COUNT_ALL] = "SELECT COUNT(*) FROM outbox",
+	[ST_NEXT_ID] = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+		       " COALESCE((SELECT MAX(id) FROM outbox), 0)) + 1",
+};
+
+struct waiter {
+	struct waiter *next;
+	journal_commit_cb cb;
+	void *userdata;
+	int result;
+};
+
+struct touched_pen {
+	char *serial;
+	uint32_t epoch;
+	uint32_t max_seq;
+};
+
+struct journal {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT_STMTS];
+	sd_event *event;
+	sd_event_source *timer; /* commits a batch batch_delay_us after it opened */
+	sd_event_source *defer; /* runs finished waiters from the loop */
+	unsigned batch_max;
+	uint64_t batch_delay_us;
+	bool in_tx;
+	unsigned pending;
+	int last_result; /* of the last batch, for waiters added with none open */
+	int64_t next_outbox_id;
+	int64_t committed_outbox_max;
+	struct waiter *wait_head, *wait_tail; /* on the open batch */
+	struct waiter *done_head, *done_tail; /* results known, to run */
+	struct touched_pen *touched;
+	size_t n_touched, cap_touched;
+	int schema;
+};
+
+int64_t journal_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int sqlite_to_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail_sql(struct journal *j, int rc, const char *what)
+{
+	log_err("journal: %s: %s (%s)", what, sqlite3_errmsg(j->db), sqlite3_errstr(rc));
+	return sqlite_to_errno(rc);
+}
+
+/* Steps a statement expected to finish without rows, resets it. */
+static int step_done(struct journal *j, enum stmt s)
+{
+	int rc = sqlite3_step(j->st[s]);
+
+	sqlite3_reset(j->st[s]);
+	sqlite3_clear_bindings(j->st[s]);
+	if (rc != SQLITE_DONE)
+		return fail_sql(j, rc, stmt_sql[s]);
+	return 0;
+}
+
+/* For single-value queries: the first column of the first row. */
+static int step_int64(struct journal *j, enum stmt s, int64_t *ret, bool *ret_null)
+{
+	int rc = sqlite3_step(j->st[s]);
+	int r = 0;
+
+	if (rc == SQLITE_ROW) {
+		if (ret_null)
+			*ret_null = sqlite3_column_type(j->st[s], 0) == SQLITE_NULL;
+		*ret = sqlite3_column_int64(j->st[s], 0);
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : fail_sql(j, rc, stmt_sql[s]);
+	}
+	sqlite3_reset(j->st[s]);
+	sqlite3_clear_bindings(j->st[s]);
+	return r;
+}
+
+static void schedule_done(struct journal *j)
+{
+	if (j->done_head)
+		(void)sd_event_source_set_enabled(j->defer, SD_EVENT_ONESHOT);
+}
+
+static void move_waiters_to_done(struct journal *j, int result)
+{
+	for (struct waiter *w = j->wait_head; w; w = w->next)
+		w->result = result;
+	if (j->wait_head) {
+		if (j->done_tail)
+			j->done_tail->next = j->wait_head;
+		else
+			j->done_head = j->wait_head;
+		j->done_tail = j->wait_tail;
+	}
+	j->wait_head = j->wait_tail = NULL;
+	schedule_done(j);
+}
+
+static void run_done(struct journal *j)
+{
+	struct waiter *w = j->done_head;
+
+	/* Detach first: a callback may write and commit again. */
+	j->done_head = j->done_tail = NULL;
+	while (w) {
+		struct waiter *next = w->next;
+		w->cb(w->result, w->userdata);
+		free(w);
+		w = next;
+	}
+}
+
+static int on_defer(sd_event_source *s, void *userdata)
+{
+	run_done(userdata);
+	return 0;
+}
+
+static void clear_touched(struct journal *j)
+{
+	for (size_t i = 0; i < j->n_touched; i++)
+		free(j->touched[i].serial);
+	j->n_touched = 0;
+}
+
+static int reload_next_id(struct journal *j)
+{
+	int64_t id;
+	int r = step_int64(j, ST_NEXT_ID, &id, NULL);
+
+	if (r < 0)
+		return r;
+	j->next_outbox_id = id;
+	j->committed_outbox_max = id - 1;
+	return 0;
+}
+
+/* The batch is over, committed (result 0) or rolled back. */
+static void end_batch(struct journal *j, int result)
+{
+	j->in_tx = false;
+	j->pending = 0;
+	j->last_result = result;
+	clear_touched(j);
+	(void)sd_event_source_set_enabled(j->timer, SD_EVENT_OFF);
+	if (result == 0)
+		j->committed_outbox_max = j->next_outbox_id - 1;
+	else
+		(void)reload_next_id(j);
+	move_waiters_to_done(j, result);
+}
+
+/* After a failed write: SQLite rolls the whole transaction back on some
+ * errors (full disk, I/O, memory). The batch is then lost: say so. */
+static void check_rolled_back(struct journal *j, int r)
+{
+	if (j->in_tx && sqlite3_get_autocommit(j->db)) {
+		log_err("journal: transaction rolled back by SQLite: batch of %u writes lost",
+			j->pending);
+		end_batch(j, r < 0 ? r : -EIO);
+	}
+}
+
+static int begin_write(struct journal *j)
+{
+	int r;
+
+	if (j->in_tx)
+		return 0;
+	r = step_done(j, ST_BEGIN);
+	if (r < 0)
+		return r;
+	j->in_tx = true;
+	j->pending = 0;
+	r = sd_event_source_set_time_relative(j->timer, j->batch_delay_us);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(j->timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_err("journal: cannot arm the batch timer: %s", strerror(-r));
+	return 0;
+}
+
+static int end_write(struct journal *j, int r)
+{
+	if (r < 0) {
+		check_rolled_back(j, r);
+		return r;
+	}
+	j->pending++;
+	if (j->pending >= j->batch_max) {
+		int f = journal_flush(j);
+		if (f < 0)
+			return f;
+	}
+	return r;
+}
+
+int journal_flush(struct journal *j)
+{
+	int r = 0;
+
+	if (!j->in_tx)
+		return 0;
+	for (size_t i = 0; i < j->n_touched && r >= 0; i++) {
+		sqlite3_stmt *st = j->st[ST_PEN_SEQ];
+		sqlite3_bind_text(st, 1, j->touched[i].serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, j->touched[i].epoch);
+		sqlite3_bind_int64(st, 3, j->touched[i].max_seq);
+		sqlite3_bind_int64(st, 4, journal_now_ms());
+		r = step_done(j, ST_PEN_SEQ);
+	}
+	if (r >= 0)
+		r = step_done(j, ST_COMMIT);
+	if (r < 0 && !sqlite3_get_autocommit(j->db)) {
+		/* Failed COMMIT keeps the transaction open: drop it. */
+		(void)step_done(j, ST_ROLLBACK);
+	}
+	if (r < 0)
+		log_err("journal: commit of %u writes failed: %s", j->pending, strerror(-r));
+	end_batch(j, r);
+	return r;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)journal_flush(userdata);
+	return 0;
+}
+
+unsigned journal_pending(struct journal *j)
+{
+	return j->in_tx ? j->pending : 0;
+}
+
+int journal_commit(struct journal *j, journal_commit_cb cb, void *userdata)
+{
+	struct waiter *w;
+
+	if (!cb)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->cb = cb;
+	w->userdata = userdata;
+	if (j->in_tx) {
+		if (j->wait_tail)
+			j->wait_tail->next = w;
+		else
+			j->wait_head = w;
+		j->wait_tail = w;
+	} else {
+		w->result = j->last_result;
+		if (j->done_tail)
+			j->done_tail->next = w;
+		else
+			j->done_head = w;
+		j->done_tail = w;
+		schedule_done(j);
+	}
+	return 0;
+}
+
+static int touch_pen(struct journal *j, const char *serial, uint32_t epoch, uint32_t seq)
+{
+	struct touched_pen *t;
+
+	for (size_t i = 0; i < j->n_touched; i++) {
+		t = &j->touched[i];
+		if (t->epoch == epoch && !strcmp(t->serial, serial)) {
+			if (seq > t->max_seq)
+				t->max_seq = seq;
+			return 0;
+		}
+	}
+	if (j->n_touched == j->cap_touched) {
+		size_t cap = j->cap_touched ? j->cap_touched * 2 : 8;
+		t = realloc(j->touched, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		j->touched = t;
+		j->cap_touched = cap;
+	}
+	t = &j->touched[j->n_touched];
+	t->serial = strdup(serial);
+	if (!t->serial)
+		return -ENOMEM;
+	t->epoch = epoch;
+	t->max_seq = seq;
+	j->n_touched++;
+	return 0;
+}
+
+static int same_raw(struct journal *j, const struct journal_record *rec)
+{
+	sqlite3_stmt *st = j->st[ST_RECORD_RAW];
+	int rc, same = 0;
+
+	sqlite3_bind_text(st, 1, rec->pen_serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, rec->store_epoch);
+	sqlite3_bind_int64(st, 3, rec->seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *raw = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		same = len == rec->raw_len && (len == 0 || memcmp(raw, rec->raw, len) == 0);
+	} else {
+		same = fail_sql(j, rc, stmt_sql[ST_RECORD_RAW]);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return same;
+}
+
+int journal_add_record(struct journal *j, const struct journal_record *rec)
+{
+	sqlite3_stmt *st = j->st[ST_INSERT_RECORD];
+	int r;
+
+	if (!rec || !rec->pen_serial || (!rec->raw && rec->raw_len))
+		return -EINVAL;
+	r = begin_write(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, rec->pen_serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, rec->store_epoch);
+	sqlite3_bind_int64(st, 3, rec->seq);
+	sqlite3_bind_int(st, 4, rec->type);
+	sqlite3_bind_int64(st, 5, rec->session_id);
+	sqlite3_bind_int64(st, 6, rec->pen_time);
+	sqlite3_bind_int64(st, 7, rec->gw_time_ms ? rec->gw_time_ms : journal_now_ms());
+	sqlite3_bind_blob(st, 8, rec->raw ? rec->raw : "", (int)rec->raw_len, SQLITE_STATIC);
+	if (rec->decoded)
+		sqlite3_bind_text(st, 9, rec->decoded, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 9);
+	r = step_done(j, ST_INSERT_RECORD);
+	if (r < 0)
+		return end_write(j, r);
+	if (sqlite3_changes(j->db) == 0) {
+		/* Not a write: the batch does not grow. */
+		r = same_raw(j, rec);
+		if (r < 0)
+			return r;
+		return r ? JOURNAL_DUPLICATE : JOURNAL_CONFLICT;
+	}
+	r = touch_pen(j, rec->pen_serial, rec->store_epoch, rec->seq);
+	return end_write(j, r < 0 ? r : JOURNAL_ADDED);
+}
+
+int journal_pen_seen(struct journal *j, const char *serial, const char *model,
+		     const char *firmware, uint32_t store_epoch, int64_t when_ms)
+{
+	sqlite3_stmt *st = j->st[ST_PEN_SEEN];
+	int r;
+
+	if (!serial)
+		return -EINVAL;
+	r = begin_write(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	if (model)
+		sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+	if (firmware)
+		sqlite3_bind_text(st, 3, firmware, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_epoch);
+	sqlite3_bind_int64(st, 5, when_ms ? when_ms : journal_now_ms());
+	return end_write(j, step_done(j, ST_PEN_SEEN));
+}
+
+int64_t journal_outbox_next_id(struct journal *j)
+{
+	return j->next_outbox_id;
+}
+
+int journal_add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, int64_t *ret_id)
+{
+	sqlite3_stmt *st = j->st[ST_INSERT_OUTBOX];
+	int64_t id = j->next_outbox_id;
+	int r;
+
+	if (!topic || !*topic || (qos != 0 && qos != 1) || (!payload && len) || len > INT32_MAX)
+		return -EINVAL;
+	r = begin_write(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, payload ? payload : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, qos);
+	sqlite3_bind_int(st, 5, retain);
+	sqlite3_bind_int64(st, 6, journal_now_ms());
+	r = step_done(j, ST_INSERT_OUTBOX);
+	if (r < 0)
+		return end_write(j, r);
+	j->next_outbox_id = id + 1;
+	if (ret_id)
+		*ret_id = id;
+	return end_write(j, 0);
+}
+
+int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch,
+		     uint32_t *ret_seq)
+{
+	int64_t v;
+	bool null = true;
+	int r;
+
+	if (!serial)
+		return -EINVAL;
+	r = journal_flush(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(j->st[ST_LAST_SEQ], 1, serial, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(j->st[ST_LAST_SEQ], 2, store_epoch);
+	r = step_int64(j, ST_LAST_SEQ, &v, &null);
+	if (r < 0)
+		return r;
+	if (null)
+		return -ENOENT;
+	*ret_seq = (uint32_t)v;
+	return 0;
+}
+
+int journal_outbox_unsent(struct journal *j, int64_t after_id, unsigned limit,
+			  journal_outbox_fn fn, void *userdata)
+{
+	sqlite3_stmt *st = j->st[ST_UNSENT];
+	int n = 0, r = 0, rc;
+
+	if (!fn)
+		return -EINVAL;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, j->committed_outbox_max);
+	sqlite3_bind_int64(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct journal_outbox_row row = {
+			.id = sqlite3_column_int64(st, 0),
+			.topic = (const char *)sqlite3_column_text(st, 1),
+			.payload = sqlite3_column_blob(st, 2),
+			.payload_len = (size_t)sqlite3_column_bytes(st, 2),
+			.qos = sqlite3_column_int(st, 3),
+			.retain = sqlite3_column_int(st, 4) != 0,
+			.created_ms = sqlite3_column_int64(st, 5),
+		};
+		n++;
+		r = fn(&row, userdata);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = fail_sql(j, rc, stmt_sql[ST_UNSENT]);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r < 0 ? r : n;
+}
+
+int journal_outbox_mark_sent(struct journal *j, int64_t id, int64_t sent_ms)
+{
+	sqlite3_stmt *st = j->st[ST_MARK_SENT];
+	int r;
+
+	r = begin_write(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, sent_ms ? sent_ms : journal_now_ms());
+	r = step_done(j, ST_MARK_SENT);
+	if (r < 0)
+		return end_write(j, r);
+	return end_write(j, sqlite3_changes(j->db) > 0 ? 1 : 0);
+}
+
+int journal_outbox_prune(struct journal *j, int64_t sent_before_ms)
+{
+	int r;
+
+	r = begin_write(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(j->st[ST_PRUNE], 1, sent_before_ms);
+	r = step_done(j, ST_PRUNE);
+	if (r < 0)
+		return end_write(j, r);
+	return end_write(j, sqlite3_changes(j->db));
+}
+
+int journal_outbox_count(struct journal *j, uint64_t *ret_unsent, uint64_t *ret_total)
+{
+	int64_t unsent = 0, total = 0;
+	int r;
+
+	r = step_int64(j, ST_COUNT_UNSENT, &unsent, NULL);
+	if (r >= 0)
+		r = step_int64(j, ST_COUNT_ALL, &total, NULL);
+	if (r < 0)
+		return r;
+	if (ret_unsent)
+		*ret_unsent = (uint64_t)unsent;
+	if (ret_total)
+		*ret_total = (uint64_t)total;
+	return 0;
+}
+
+int journal_schema_version(struct journal *j)
+{
+	return j->schema;
+}
+
+static int exec(struct journal *j, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(j->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_err("journal: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return sqlite_to_errno(rc);
+	}
+	return 0;
+}
+
+static int migrate(struct journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, rc, r;
+
+	r = exec(j, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+	if (r < 0)
+		return r;
+	rc = sqlite3_prepare_v2(j->db, "SELECT version FROM schema_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_sql(j, rc, "schema_version");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail_sql(j, rc, "schema_version");
+	if (rc == SQLITE_DONE) {
+		r = exec(j, "INSERT INTO schema_version (version) VALUES (0)");
+		if (r < 0)
+			return r;
+	}
+	if (version > SCHEMA_VERSION) {
+		log_err("journal: schema version %d is newer than this needlelinkd (%d)", version,
+			SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		char bump[96];
+
+		r = exec(j, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		snprintf(bump, sizeof(bump), "UPDATE schema_version SET version = %d", version + 1);
+		r = exec(j, migrations[version]);
+		if (r >= 0)
+			r = exec(j, bump);
+		if (r >= 0)
+			r = exec(j, "COMMIT");
+		if (r < 0) {
+			(void)exec(j, "ROLLBACK");
+			log_err("journal: migration to schema %d failed", version + 1);
+			return r;
+		}
+		log_info("journal: migrated to schema %d", version + 1);
+	}
+	j->schema = version;
+	return 0;
+}
+
+static int set_pragmas(struct journal *j)
+{
+	sqlite3_stmt *st = NULL;
+	char mode[16] = "";
+	int rc;
+
+	rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_sql(j, rc, "PRAGMA journal_mode");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return fail_sql(j, rc, "PRAGMA journal_mode");
+	if (strcmp(mode, "wal") != 0) {
+		log_err("journal: cannot switch to WAL mode (got '%s')", mode);
+		return -EOPNOTSUPP;
+	}
+	return exec(j, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+}
+
+int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
+		 struct journal **ret)
+{
+	struct journal *j;
+	int rc, r;
+
+	if (!e || !path || !ret)
+		return -EINVAL;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->event = sd_event_ref(e);
+	j->batch_max = opts && opts->batch_max ? opts->batch_max : DEFAULT_BATCH_MAX;
+	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us
+							 : DEFAULT_BATCH_DELAY_US;
+
+	rc = sqlite3_open_v2(path, &j->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_err("journal: cannot open %s: %s", path,
+			j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
+		r = sqlite_to_errno(rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(j->db, 1);
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	r = set_pragmas(j);
+	if (r < 0)
+		goto fail;
+	r = migrate(j);
+	if (r < 0)
+		goto fail;
+	for (int s = 0; s < ST_COUNT_STMTS; s++) {
+		rc = sqlite3_prepare_v3(j->db, stmt_sql[s], -1, SQLITE_PREPARE_PERSISTENT, &j->st[s],
+					NULL);
+		if (rc != SQLITE_OK) {
+			r = fail_sql(j, rc, stmt_sql[s]);
+			goto fail;
+		}
+	}
+	r = reload_next_id(j);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->batch_delay_us, 1000,
+				       on_timer, j);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(j->timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_description(j->timer, "journal-batch");
+	r = sd_event_add_defer(e, &j->defer, on_defer, j);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(j->defer, SD_EVENT_OFF);
+	(void)sd_event_source_set_description(j->defer, "journal-done");
+	*ret = j;
+	return 0;
+fail:
+	journal_close(j);
+	return r;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->db && j->st[ST_COMMIT])
+		(void)journal_flush(j);
+	run_done(j);
+	clear_touched(j);
+	free(j->touched);
+	sd_event_source_disable_unref(j->timer);
+	sd_event_source_disable_unref(j->defer);
+	for (int s = 0; s < ST_COUNT_STMTS; s++)
+		sqlite3_finalize(j->st[s]);
+	if (j->db)
+		sqlite3_close(j->db);
+	sd_event_unref(j->event);
+	free(j);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The journal: needlelinkd's durable store, one SQLite database in WAL mode
+ * with synchronous=FULL, used from the loop thread only.
+ *
+ * What it holds: pens, sessions, every treatment record a pen sent (raw
+ * bytes and decoded JSON, unique per pen, store epoch and sequence number),
+ * and the MQTT outbox (one row per message to publish; its INTEGER PRIMARY
+ * KEY AUTOINCREMENT id is the message's stable id, never reused).
+ *
+ * Writes are batched. The first write opens a transaction; it commits when
+ * batch_max writes are pending or batch_delay_us after that first write,
+ * whichever comes first (or on journal_flush()). journal_commit() registers a
+ * callback that runs, from the loop, once everything written before the call
+ * is durable (result 0) or once its transaction failed (result -errno,
+ * nothing of the batch kept). Callbacks run in registration order and never
+ * from inside a journal_*() call. The data path acknowledges records to a
+ * pen only from such a callback.
+ *
+ * Why synchronous=FULL and not NORMAL: in WAL mode NORMAL survives a crash
+ * but may lose the last commits on power loss, and a pen may discard records
+ * once they are acknowledged. FULL syncs the WAL on every commit; batching
+ * pays that cost once per batch rather than once per record.
+ *
+ * Readers see committed data only where it matters: journal_last_seq()
+ * commits the open batch first, and journal_outbox_unsent() skips rows not
+ * yet committed (a message must never be published under an id a crash could
+ * hand to another message).
+ */
+#ifndef NLGW_JOURNAL_H
+#define NLGW_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+struct journal;
+
+struct journal_options {
+	unsigned batch_max;      /* writes per transaction, 0: 1000 */
+	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 5000 */
+};
+
+/* Opens (creating if needed) and migrates the database at path; its
+ * directory must exist. opts may be NULL. Returns 0, -EPROTONOSUPPORT for a
+ * journal written by a newer schema, or another -errno. */
+int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
+		 struct journal **ret);
+
+/* Commits the open batch, runs every pending callback (from inside this
+ * call, with the result), then closes. Accepts NULL. */
+void journal_close(struct journal *j);
+
+/* Schema version of the open database. */
+int journal_schema_version(struct journal *j);
+
+struct journal_record {
+	const char *pen_serial;
+	uint32_t store_epoch;
+	uint32_t seq;
+	uint8_t type;        /* enum nl_record_type */
+	uint32_t session_id; /* 0: outside any session */
+	uint32_t pen_time;
+	int64_t gw_time_ms;  /* Unix ms; 0: now */
+	const void *raw;     /* the record bytes as received (CRC included) */
+	size_t raw_len;
+	const char *decoded; /* JSON text, may be NULL */
+};
+
+enum journal_add_result {
+	JOURNAL_DUPLICATE = 0, /* same key and same bytes already stored: ignored */
+	JOURNAL_ADDED = 1,
+	JOURNAL_CONFLICT = 2,  /* same key, different bytes: ignored, first kept */
+};
+
+/* Adds a record to the open batch. Idempotent on (pen, epoch, seq). Returns
+ * an enum journal_add_result or -errno. Also raises the pen's
+ * last_committed_seq when the batch commits. */
+int journal_add_record(struct journal *j, const struct journal_record *r);
+
+/* Creates or updates a pen row (in the open batch). model and firmware may
+ * be NULL (left unchanged). */
+int journal_pen_seen(struct journal *j, const char *serial, const char *model,
+		     const char *firmware, uint32_t store_epoch, int64_t when_ms);
+
+/* Id the next journal_add_outbox() will get, so a producer can put it in the
+ * payload. Valid until the next write or commit. */
+int64_t journal_outbox_next_id(struct journal *j);
+
+/* Adds an outbox row in the open batch. qos 0 or 1. Returns 0 and the id. */
+int journal_add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, int64_t *ret_id);
+
+typedef void (*journal_commit_cb)(int result, void *userdata);
+
+/* cb(result, userdata) once all writes made so far are committed (or their
+ * batch failed). Returns 0 or -ENOMEM. */
+int journal_commit(struct journal *j, journal_commit_cb cb, void *userdata);
+
+/* Commits the open batch now; callbacks still run from the loop. Returns 0
+ * (also when nothing was open) or the commit's -errno. */
+int journal_flush(struct journal *j);
+
+/* Writes waiting in the open batch. */
+unsigned journal_pending(struct journal *j);
+
+/* Highest committed seq for (pen, epoch): 0 and *ret_seq, or -ENOENT. */
+int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch,
+		     uint32_t *ret_seq);
+
+struct journal_outbox_row {
+	int64_t id;
+	const char *topic;
+	const void *payload;
+	size_t payload_len;
+	int qos;
+	bool retain;
+	int64_t created_ms;
+};
+
+/* Pointers in row are valid during the call only. Return 0 to go on, > 0 to
+ * stop, < 0 to stop and make journal_outbox_unsent() return that. */
+typedef int (*journal_outbox_fn)(const struct journal_outbox_row *row, void *userdata);
+
+/* Visits committed, unsent outbox rows with id > after_id in id order, at
+ * most limit of them. Returns the number visited or -errno. */
+int journal_outbox_unsent(struct journal *j, int64_t after_id, unsigned limit,
+			  journal_outbox_fn fn, void *userdata);
+
+/* Marks a row sent (in the open batch). Returns 1 if it was unsent, 0 if
+ * already sent or unknown. */
+int journal_outbox_mark_sent(struct journal *j, int64_t id, int64_t sent_ms);
+
+/* Deletes rows sent before sent_before_ms (in the open batch). Returns the
+ * number deleted. */
+int journal_outbox_prune(struct journal *j, int64_t sent_before_ms);
+
+/* Committed and pending unsent rows, and all rows. */
+int journal_outbox_count(struct journal *j, uint64_t *ret_unsent, uint64_t *ret_total);
+
+/* Unix time in ms (CLOCK_REALTIME). */
+int64_t journal_now_ms(void);
+
+#endif

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/* journal: idempotence, batching, commit callback order, outbox order and
+ * paging, durability across reopen and across a crash (no close). */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "journal.h"
+
+static char dir[] = "/tmp/nlgw-journal-XXXXXX";
+static sd_event *loop;
+
+static char *db_path(const char *name)
+{
+	static char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static struct journal_record rec(const char *serial, uint32_t epoch, uint32_t seq, uint8_t byte)
+{
+	static uint8_t raw[4];
+	raw[0] = byte;
+	raw[1] = (uint8_t)seq;
+	raw[2] = 0xAA;
+	raw[3] = 0x55;
+	return (struct journal_record){
+		.pen_serial = serial,
+		.store_epoch = epoch,
+		.seq = seq,
+		.type = 3,
+		.pen_time = 1000 + seq,
+		.raw = raw,
+		.raw_len = sizeof(raw),
+		.decoded = "{\"type\":\"segment\"}",
+	};
+}
+
+struct order {
+	int seen[16];
+	int results[16];
+	int n;
+	bool done;
+	int want;
+};
+
+struct tag {
+	struct order *o;
+	int id;
+};
+
+static void on_commit(int result, void *userdata)
+{
+	struct tag *t = userdata;
+	t->o->seen[t->o->n] = t->id;
+	t->o->results[t->o->n] = result;
+	t->o->n++;
+	if (t->o->n == t->o->want)
+		t->o->done = true;
+}
+
+static void wait_commit(struct journal *j)
+{
+	struct order o = { .want = 1 };
+	struct tag t = { &o, 0 };
+	CHECK_INT(journal_commit(j, on_commit, &t), 0);
+	run_until(loop, &o.done, 30, "wait_commit");
+	CHECK_INT(o.results[0], 0);
+}
+
+static void test_idempotence(void)
+{
+	struct journal *j;
+	struct journal_record r;
+	uint32_t seq = 0;
+
+	CHECK_INT(journal_open(loop, db_path("idem.db"), NULL, &j), 0);
+	CHECK_INT(journal_schema_version(j), 1);
+	r = rec("NL-1", 7, 1, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	/* duplicate inside the open batch */
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_DUPLICATE);
+	r = rec("NL-1", 7, 1, 2); /* same key, other bytes */
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_CONFLICT);
+	/* a duplicate does not grow the batch */
+	CHECK_INT(journal_pending(j), 1);
+	wait_commit(j);
+	CHECK_INT(journal_pending(j), 0);
+	/* and after commit */
+	r = rec("NL-1", 7, 1, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_DUPLICATE);
+	/* another epoch or pen is another key */
+	r = rec("NL-1", 8, 1, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	r = rec("NL-2", 7, 1, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	r = rec("NL-1", 7, 5, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	/* last_seq commits first, then answers per (pen, epoch) */
+	CHECK_INT(journal_last_seq(j, "NL-1", 7, &seq), 0);
+	CHECK_INT(seq, 5);
+	CHECK_INT(journal_pending(j), 0);
+	CHECK_INT(journal_last_seq(j, "NL-1", 8, &seq), 0);
+	CHECK_INT(seq, 1);
+	CHECK_INT(journal_last_seq(j, "NL-3", 7, &seq), -ENOENT);
+	CHECK_INT(seq, 1); /* untouched on failure */
+	r = (struct journal_record){ 0 };
+	CHECK_INT(journal_add_record(j, &r), -EINVAL);
+	journal_close(j);
+}
+
+static void test_batching_and_order(void)
+{
+	struct journal_options opts = { .batch_max = 10, .batch_delay_us = 60ull * 1000000 };
+	struct journal *j;
+	struct order o = { .want = 5 };
+	struct tag tags[5];
+	uint32_t seq;
+
+	for (int i = 0; i < 5; i++)
+		tags[i] = (struct tag){ &o, i };
+	/* The delay is a minute: only batch_max can commit here. */
+	CHECK_INT(journal_open(loop, db_path("batch.db"), &opts, &j), 0);
+	/* With nothing open, a waiter still runs from the loop, never inline. */
+	CHECK_INT(journal_commit(j, on_commit, &tags[0]), 0);
+	CHECK_INT(o.n, 0);
+	for (uint32_t s = 1; s <= 3; s++) {
+		struct journal_record r = rec("NL-1", 1, s, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	CHECK_INT(journal_pending(j), 3);
+	CHECK_INT(journal_commit(j, on_commit, &tags[1]), 0);
+	for (uint32_t s = 4; s <= 9; s++) {
+		struct journal_record r = rec("NL-1", 1, s, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	CHECK_INT(journal_pending(j), 9);
+	CHECK_INT(journal_commit(j, on_commit, &tags[2]), 0);
+	{
+		struct journal_record r = rec("NL-1", 1, 10, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	/* The 10th write committed the batch, callbacks still wait for the loop. */
+	CHECK_INT(journal_pending(j), 0);
+	CHECK_INT(o.n, 0);
+	{
+		struct journal_record r = rec("NL-1", 1, 11, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	CHECK_INT(journal_commit(j, on_commit, &tags[3]), 0);
+	CHECK_INT(journal_flush(j), 0);
+	CHECK_INT(journal_commit(j, on_commit, &tags[4]), 0);
+	run_until(loop, &o.done, 30, "batch callbacks");
+	for (int i = 0; i < 5; i++) {
+		CHECK_INT(o.seen[i], i);
+		CHECK_INT(o.results[i], 0);
+	}
+	CHECK_INT(journal_last_seq(j, "NL-1", 1, &seq), 0);
+	CHECK_INT(seq, 11);
+	journal_close(j);
+
+	/* The timer commits a batch nobody flushes. */
+	opts = (struct journal_options){ .batch_max = 1000, .batch_delay_us = 2000 };
+	CHECK_INT(journal_open(loop, db_path("batch.db"), &opts, &j), 0);
+	{
+		struct journal_record r = rec("NL-1", 1, 12, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	o = (struct order){ .want = 1 };
+	tags[0] = (struct tag){ &o, 42 };
+	CHECK_INT(journal_commit(j, on_commit, &tags[0]), 0);
+	run_until(loop, &o.done, 30, "timer commit");
+	CHECK_INT(o.seen[0], 42);
+	CHECK_INT(o.results[0], 0);
+	CHECK_INT(journal_pending(j), 0);
+	journal_close(j);
+}
+
+struct collect {
+	int64_t ids[64];
+	char topics[64][32];
+	int n;
+	int stop_after;
+};
+
+static int on_row(const struct journal_outbox_row *row, void *userdata)
+{
+	struct collect *c = userdata;
+	char want[64];
+
+	CHECK(c->n < 64);
+	c->ids[c->n] = row->id;
+	snprintf(c->topics[c->n], sizeof(c->topics[0]), "%s", row->topic);
+	/* payload carries its own id, as producers are told to do */
+	snprintf(want, sizeof(want), "{\"nl-msg-id\":%lld}", (long long)row->id);
+	CHECK_INT(row->payload_len, strlen(want));
+	CHECK(!memcmp(row->payload, want, row->payload_len));
+	c->n++;
+	return c->stop_after && c->n >= c->stop_after ? 1 : 0;
+}
+
+static int64_t add_msg(struct journal *j, const char *topic, int qos)
+{
+	char payload[64];
+	int64_t id = journal_outbox_next_id(j), got = -1;
+
+	snprintf(payload, sizeof(payload), "{\"nl-msg-id\":%lld}", (long long)id);
+	CHECK_INT(journal_add_outbox(j, topic, payload, strlen(payload), qos, false, &got), 0);
+	CHECK_INT(got, id);
+	return id;
+}
+
+static void test_outbox(void)
+{
+	struct journal *j;
+	struct collect c = { 0 };
+	uint64_t unsent, total;
+	int64_t first, last = 0;
+
+	CHECK_INT(journal_open(loop, db_path("outbox.db"), NULL, &j), 0);
+	first = journal_outbox_next_id(j);
+	CHECK_INT(first, 1);
+	for (int i = 0; i < 20; i++)
+		last = add_msg(j, i % 2 ? "t/odd" : "t/even", i % 3 ? 1 : 0);
+	CHECK_INT(last, 20);
+	/* Not committed yet: invisible to the publisher. */
+	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 0);
+	wait_commit(j);
+	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 20);
+	for (int i = 0; i < 20; i++)
+		CHECK_INT(c.ids[i], i + 1);
+	CHECK_STR(c.topics[1], "t/odd");
+	/* paging */
+	c = (struct collect){ 0 };
+	CHECK_INT(journal_outbox_unsent(j, 5, 4, on_row, &c), 4);
+	CHECK_INT(c.ids[0], 6);
+	CHECK_INT(c.ids[3], 9);
+	c = (struct collect){ .stop_after = 2 };
+	CHECK_INT(journal_outbox_unsent(j, 0, 10, on_row, &c), 2);
+	/* mark sent: only once */
+	CHECK_INT(journal_outbox_mark_sent(j, 3, 1000), 1);
+	CHECK_INT(journal_outbox_mark_sent(j, 3, 1000), 0);
+	CHECK_INT(journal_outbox_mark_sent(j, 999, 1000), 0);
+	for (int64_t id = 10; id <= 20; id++)
+		CHECK_INT(journal_outbox_mark_sent(j, id, id < 15 ? 1000 : 5000), 1);
+	wait_commit(j);
+	c = (struct collect){ 0 };
+	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 8);
+	CHECK_INT(c.ids[2], 4);
+	CHECK_INT(c.ids[7], 9);
+	CHECK_INT(journal_outbox_count(j, &unsent, &total), 0);
+	CHECK_INT(unsent, 8);
+	CHECK_INT(total, 20);
+	/* prune: sent before 2000 -> ids 3, 10..14 */
+	CHECK_INT(journal_outbox_prune(j, 2000), 6);
+	wait_commit(j);
+	CHECK_INT(journal_outbox_count(j, &unsent, &total), 0);
+	CHECK_INT(total, 14);
+	/* pruning everything sent, including the highest id, never makes an id
+	 * come back */
+	CHECK_INT(journal_outbox_prune(j, 10000), 6);
+	wait_commit(j);
+	journal_close(j);
+	CHECK_INT(journal_open(loop, db_path("outbox.db"), NULL, &j), 0);
+	CHECK_INT(journal_outbox_next_id(j), 21);
+	CHECK_INT(add_msg(j, "t/x", 1), 21);
+	wait_commit(j);
+	c = (struct collect){ 0 };
+	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 9);
+	CHECK_INT(c.ids[8], 21);
+	CHECK_INT(journal_add_outbox(j, "t", "x", 1, 2, false, NULL), -EINVAL);
+	CHECK_INT(journal_add_outbox(j, "", "x", 1, 1, false, NULL), -EINVAL);
+	journal_close(j);
+}
+
+/* A child writes, waits for its commit callback, and dies without closing
+ * (no checkpoint, no cleanup): the parent must find every acknowledged row
+ * and nothing the child never committed. */
+static void test_crash(void)
+{
+	struct journal *j;
+	pid_t pid;
+	int status;
+	uint32_t seq;
+	uint64_t unsent, total;
+	struct stat st;
+
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		sd_event *e = NULL;
+		struct journal_options opts = { .batch_max = 64, .batch_delay_us = 1000 };
+		CHECK(sd_event_new(&e) >= 0);
+		loop = e;
+		CHECK_INT(journal_open(e, db_path("crash.db"), &opts, &j), 0);
+		for (uint32_t s = 1; s <= 500; s++) {
+			struct journal_record r = rec("NL-9", 3, s, 9);
+			CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+			if (s % 5 == 0)
+				add_msg(j, "t/crash", 1);
+		}
+		wait_commit(j);
+		/* The WAL holds the data: it has not been checkpointed away. */
+		{
+			char wal[600];
+			snprintf(wal, sizeof(wal), "%s-wal", db_path("crash.db"));
+			CHECK(stat(wal, &st) == 0 && st.st_size > 0);
+		}
+		/* Written but never committed: must not survive. */
+		for (uint32_t s = 501; s <= 510; s++) {
+			struct journal_record r = rec("NL-9", 3, s, 9);
+			CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+		}
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	CHECK_INT(journal_open(loop, db_path("crash.db"), NULL, &j), 0);
+	CHECK_INT(journal_last_seq(j, "NL-9", 3, &seq), 0);
+	CHECK_INT(seq, 500);
+	CHECK_INT(journal_outbox_count(j, &unsent, &total), 0);
+	CHECK_INT(total, 100);
+	CHECK_INT(journal_outbox_next_id(j), 101);
+	journal_close(j);
+}
+
+int main(void)
+{
+	CHECK(mkdtemp(dir));
+	CHECK(sd_event_new(&loop) >= 0);
+	test_idempotence();
+	test_batching_and_order();
+	test_outbox();
+	test_crash();
+	sd_event_unref(loop);
+	{
+		char cmd[600];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		CHECK_INT(system(cmd), 0);
+	}
+	printf("test-journal: ok\n");
+	return 0;
+}

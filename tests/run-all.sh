@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds NeedleLink twice (plain and with
+# ASan+UBSan) and runs every test through ctest. Exits non-zero when any
+# build or test fails.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+deploy/install-deps.sh test
+
+jobs=$(nproc)
+run_tier() {
+	local name=$1
+	shift
+	echo "=== $name: configure and build"
+	cmake -S . -B "build/$name" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake --build "build/$name" -j"$jobs"
+	echo "=== $name: ctest"
+	(cd "build/$name" && ctest --output-on-failure -j"$jobs" --timeout 600)
+}
+
+run_tier plain
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_tier sanitize -DNL_SANITIZE=ON -DCMAKE_C_COMPILER=clang
+echo "=== all tiers passed"
