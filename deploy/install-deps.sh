@@ -7,11 +7,12 @@ build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libdbus-1-dev libsystemd-dev libpaho-mqtt-dev libcjson-dev libsqlite3-dev
 	libbluetooth-dev libinih-dev)
 run_pkgs=(mosquitto mosquitto-clients)
+test_pkgs=(python3-jsonschema)
 
 case "${1:-}" in
 build) want=("${build_pkgs[@]}") ;;
 demo) want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
-test) want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+test) want=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}") ;;
 *)
 	echo "usage: $0 build|demo|test" >&2
 	exit 2

@@ -164,14 +164,19 @@ static int rec_write(struct sim_pen *p, struct nl_record *r)
 	if (err < 0) {
 		pen_log(p, SIM_LOG_ERR, "record %s not stored: %s",
 			nl_record_type_name(r->hdr.type), strerror(-err));
-		/* Never overwrite unacknowledged records: stop treating instead. */
-		if (err != -ENOSPC)
+		/* Never overwrite unacknowledged records. A full store only
+		 * blocks new motor runs and sessions (motor_checks keeps room
+		 * for the records of a run); a failing flash is a fault. */
+		if (err != -ENOSPC) {
 			p->store_ok = false;
-		if (p->state != NL_PEN_STATE_FAULT && p->state != NL_PEN_STATE_OFF)
-			enter_fault(p, NL_FAULT_STORE);
+			if (p->state != NL_PEN_STATE_FAULT && p->state != NL_PEN_STATE_OFF)
+				enter_fault(p, NL_FAULT_STORE);
+		}
 		return err;
 	}
 	p->records_written++;
+	if (p->plat.record)
+		p->plat.record(p->plat.ctx, r);
 	pen_log(p, SIM_LOG_INFO, "record seq=%u %s session=%u", seq,
 		nl_record_type_name(r->hdr.type), r->hdr.session_id);
 	return 0;
@@ -267,6 +272,14 @@ static void segment_end(struct sim_pen *p, uint8_t reason, uint16_t status)
 	(void)rec_write(p, &r);
 }
 
+/* Only a power cycle leaves FAULT (a failed record write may have put the
+ * pen there in the middle of an action). */
+static void set_state(struct sim_pen *p, enum nl_pen_state st)
+{
+	if (p->state != NL_PEN_STATE_FAULT)
+		p->state = st;
+}
+
 static enum nl_pen_state rest_state(const struct sim_pen *p)
 {
 	return p->session_id ? NL_PEN_STATE_ARMED : NL_PEN_STATE_IDLE;
@@ -333,6 +346,8 @@ static void do_lock(struct sim_pen *p, uint8_t reason, uint8_t origin, uint16_t 
 								    : NL_SEGMENT_END_LOCK,
 			    origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEG_STOPPED_BY_LIMIT : 0);
 	p->pass_open = false;
+	if (p->state == NL_PEN_STATE_FAULT)
+		return;
 	p->state = NL_PEN_STATE_LOCKED;
 	p->lock_reason = reason;
 	rec_limit(p, NL_LIMIT_EVENT_LOCK, origin, p->zone, value, threshold, reason);
@@ -386,7 +401,7 @@ static void apply_depth(struct sim_pen *p)
 		if (over && motor_on(p)) {
 			segment_end(p, NL_SEGMENT_END_LIMIT,
 				    NL_SEG_DIAL_OVER_CAP | NL_SEG_STOPPED_BY_LIMIT);
-			p->state = NL_PEN_STATE_PAUSED;
+			set_state(p, NL_PEN_STATE_PAUSED);
 		}
 	}
 }
@@ -413,7 +428,10 @@ void pen_advance(struct sim_pen *p)
 	uint32_t dt = (uint32_t)(now > p->last_ms ? now - p->last_ms : 0);
 	bool lock_time = false;
 
-	p->last_ms = now;
+	/* Radio callbacks run at wall time, scenario events at their exact
+	 * time: never let the accounting clock go backwards. */
+	if (now > p->last_ms)
+		p->last_ms = now;
 	if (!p->powered)
 		return;
 	if (motor_on(p) && dt) {
@@ -553,7 +571,14 @@ int sim_pen_power_on(struct sim_pen *p)
 	p->depth_req = p->depth_set = p->cfg.depth_min_um;
 	p->clamped = p->dial_over = false;
 	p->live_rate_hz = p->cfg.live_rate_hz;
+	/* What the session counted lived in RAM: a session cut by the power
+	 * loss is closed with zero totals (its SEGMENT records hold the rest). */
 	memset(p->zones, 0, sizeof(p->zones));
+	memset(p->pass_lock_override, 0, sizeof(p->pass_lock_override));
+	p->needle_on_ms = 0;
+	p->strokes_milli = 0;
+	p->time_warned = p->time_lock_override = p->pass_warned = false;
+	p->charging = false;
 	factory_set(p, &s, p->cfg.depth_max_um);
 	set_limits(p, NL_LIMIT_SOURCE_FACTORY, &s);
 	p->deadline_ms = 0;
@@ -698,6 +723,9 @@ static int motor_checks(struct sim_pen *p, const char *what)
 		return refuse(p, what, "dial above the cap");
 	if (p->battery <= BATTERY_STOP_PCT)
 		return refuse(p, what, "battery empty");
+	/* Room for this run's SEGMENT and the SESSION_END. */
+	if (!p->store_ok || sim_store_used(p->store) + 2 > sim_store_capacity(p->store))
+		return refuse(p, what, "record store full");
 	if (p->set.needle_on_lock_s && !p->time_lock_override &&
 	    p->needle_on_ms >= p->set.needle_on_lock_s * 1000u) {
 		do_lock(p, NL_LOCK_REASON_NEEDLE_ON, NL_LIMIT_ORIGIN_FIRMWARE,
@@ -746,7 +774,7 @@ int sim_pen_end_pass(struct sim_pen *p)
 		return refuse(p, "pass end", "no pass open");
 	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
 	p->pass_open = false;
-	p->state = NL_PEN_STATE_ARMED;
+	set_state(p, NL_PEN_STATE_ARMED);
 	pen_log(p, SIM_LOG_INFO, "pass %u in %s ended", p->pass, nl_zone_name(p->zone));
 	return done(p);
 }
@@ -757,7 +785,7 @@ int sim_pen_pause(struct sim_pen *p)
 	if (p->state != NL_PEN_STATE_RUNNING)
 		return refuse(p, "pause", "motor not running");
 	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
-	p->state = NL_PEN_STATE_PAUSED;
+	set_state(p, NL_PEN_STATE_PAUSED);
 	return done(p);
 }
 
@@ -831,7 +859,7 @@ int sim_pen_remove_cartridge(struct sim_pen *p)
 		return -ENOENT;
 	if (motor_on(p)) {
 		segment_end(p, NL_SEGMENT_END_CARTRIDGE, 0);
-		p->state = NL_PEN_STATE_PAUSED;
+		set_state(p, NL_PEN_STATE_PAUSED);
 	}
 	/* A removed cartridge never comes back, used or not. */
 	if (p->store_ok && p->cart_reject != NL_REJECT_UNREADABLE)
@@ -1130,4 +1158,21 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 	}
 	*ret_value = value;
 	return NL_CP_SUCCESS;
+}
+
+int sim_pen_service_cp(struct sim_pen *p, const struct nl_cp_req *req, uint32_t *ret_value)
+{
+	enum nl_cp_result res;
+	uint32_t value = 0;
+
+	if (!p->powered)
+		return NL_CP_INVALID_STATE;
+	res = pen_cp_execute(p, req, &value);
+	pen_log(p, res == NL_CP_SUCCESS ? SIM_LOG_INFO : SIM_LOG_WARNING,
+		"service port %s -> %s (value %u)", nl_cp_op_name(req->op), nl_cp_result_name(res),
+		value);
+	pen_gatt_flush(p);
+	if (ret_value)
+		*ret_value = res == NL_CP_SUCCESS ? value : 0;
+	return (int)res;
 }

@@ -52,6 +52,7 @@ struct lradio_client {
 	int fd;
 	sd_event_source *io_src;
 	sd_event_source *timer_src;
+	sd_event_source *broken_src; /* a send failed: break the link from the loop */
 	uint64_t link_gen;
 	bool want_out;
 	struct lradio_txq tx;
@@ -155,6 +156,7 @@ static void link_close(struct lradio_client *c)
 {
 	c->io_src = sd_event_source_disable_unref(c->io_src);
 	c->timer_src = sd_event_source_disable_unref(c->timer_src);
+	c->broken_src = sd_event_source_disable_unref(c->broken_src);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -267,6 +269,26 @@ static void disarm_timer(struct lradio_client *c)
 		(void)sd_event_source_set_enabled(c->timer_src, SD_EVENT_OFF);
 }
 
+static int broken_cb(sd_event_source *src, void *userdata)
+{
+	struct lradio_client *c = userdata;
+
+	client_ref(c);
+	c->broken_src = sd_event_source_disable_unref(c->broken_src);
+	link_broken(c, -ECONNRESET);
+	client_unref(c);
+	return 0;
+}
+
+/* pump() runs inside request calls (lradio_client_read...), where
+ * completing the caller's request before it even got its id back would
+ * surprise it; so the link is broken from the loop instead. */
+static void schedule_broken(struct lradio_client *c)
+{
+	if (!c->broken_src && sd_event_add_defer(c->ev, &c->broken_src, broken_cb, c) < 0)
+		c->broken_src = NULL; /* the request's timer will end the link */
+}
+
 /* Puts the head request on the wire if none is outstanding. */
 static void pump(struct lradio_client *c)
 {
@@ -278,7 +300,7 @@ static void pump(struct lradio_client *c)
 	if (r >= 0)
 		r = tx_push(c, q->frame, q->len);
 	if (r < 0)
-		link_broken(c, -ECONNRESET);
+		schedule_broken(c);
 }
 
 static int timer_cb(sd_event_source *src, uint64_t usec, void *userdata)
@@ -701,7 +723,7 @@ static int req_submit(struct lradio_client *c, struct req *q, void *user_data,
 		c->head = q;
 	c->tail = q;
 	int id = q->id;
-	pump(c); /* may break the link and fail q; id stays meaningful to cancel (-ENOENT) */
+	pump(c); /* never calls back: a send failure is handled from the loop */
 	return id;
 }
 

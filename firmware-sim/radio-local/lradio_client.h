@@ -14,7 +14,9 @@
  * -ECONNABORTED when the link dropped, -ECANCELED by cancel/disconnect).
  * Each callback runs exactly once, then destroy(user_data) if not NULL; on
  * lradio_client_free() only destroy runs. Callbacks may call any client
- * function, including free.
+ * function, including free. A request call never runs callbacks before it
+ * returns; lradio_client_cancel() and lradio_client_disconnect() run the
+ * affected callbacks (-ECANCELED) before they return.
  */
 #ifndef LRADIO_CLIENT_H
 #define LRADIO_CLIENT_H

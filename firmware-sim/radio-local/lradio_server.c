@@ -281,7 +281,7 @@ static int ind_pump(struct lradio_server *s, int chr)
 	struct ind_state *st = &s->ind[chr];
 	int r;
 
-	if (!st->queue.head || s->fd < 0)
+	if (st->in_flight || !st->queue.head || s->fd < 0)
 		return 0;
 	struct lradio_txf *f = st->queue.head;
 	st->queue.head = f->next;
@@ -777,6 +777,21 @@ static int write_adv(struct lradio_server *s)
 	return r;
 }
 
+/* true when a live server already listens at path (another simulator with
+ * the same serial). A Unix connect never blocks: it succeeds, or fails with
+ * ENOENT / ECONNREFUSED (stale file) at once, or EAGAIN (alive, backlog full). */
+static bool sock_alive(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	bool alive = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN;
+	close(fd);
+	return alive;
+}
+
 /* .adv first, then the socket appears under its final name already
  * listening (bound under a temporary name, then renamed). */
 static int go_in_range(struct lradio_server *s)
@@ -784,6 +799,8 @@ static int go_in_range(struct lradio_server *s)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = -1, r;
 
+	if (sock_alive(s->sock_path))
+		return -EADDRINUSE;
 	r = write_adv(s);
 	if (r < 0)
 		return r;

@@ -39,7 +39,8 @@ struct lradio_server;
 /* Creates DIR (mode 0700) if missing, writes DIR/<serial>.adv atomically and
  * listens on DIR/<serial>.sock (a stale socket file is replaced). The server
  * starts in range. adv is copied; adv->serial names the files. ops and pen
- * must outlive the server. Returns 0, -EINVAL (bad adv), or -errno. */
+ * must outlive the server. Returns 0, -EINVAL (bad adv), -EADDRINUSE (a live
+ * server already listens there), or -errno. */
 int lradio_server_new(sd_event *ev, const char *dir, const struct lradio_adv *adv,
                       const struct sim_gatt_server_ops *ops, void *pen,
                       struct lradio_server **ret);
@@ -47,7 +48,10 @@ int lradio_server_new(sd_event *ev, const char *dir, const struct lradio_adv *ad
  * (disconnected() is not called: the pen is going away). Accepts NULL. */
 void lradio_server_free(struct lradio_server *s);
 
-/* The radio ops the pen calls; their void *radio argument is the server. */
+/* The radio ops the pen calls; their void *radio argument is the server.
+ * Besides the codes of sim/gatt.h, notify/indicate return -ENOBUFS when the
+ * queue is full: for notify the link is then dropped (the central stopped
+ * reading); for indicate, LRADIO_SERVER_INDQ_MAX wait on that characteristic. */
 const struct sim_radio_ops *lradio_server_radio_ops(void);
 
 /* In range: the socket and .adv exist. Out of range: the link drops as a

@@ -35,6 +35,7 @@
 #define DEFAULT_BACKOFF_MAX_USEC (300ULL * 1000000ULL)
 #define DEFAULT_CORRUPT_LIMIT 5
 #define DEFAULT_DRIFT_MAX_S 2
+#define PEN_GAPS_MAX 32
 
 enum chr {
 	CHR_FEATURE,
@@ -55,21 +56,25 @@ enum chr {
 
 static const struct {
 	const char *uuid;
+	const char *name;
 	uint8_t props; /* required properties; a characteristic is optional if 0 */
 } chr_info[CHR_COUNT] = {
-	[CHR_FEATURE] = { NL_UUID_FEATURE, TRANSPORT_PROP_READ },
-	[CHR_LIVE] = { NL_UUID_LIVE_STATUS, TRANSPORT_PROP_NOTIFY },
-	[CHR_RECORD] = { NL_UUID_RECORD, TRANSPORT_PROP_NOTIFY },
-	[CHR_RACP] = { NL_UUID_RACP, TRANSPORT_PROP_WRITE | TRANSPORT_PROP_INDICATE },
-	[CHR_CP] = { NL_UUID_PEN_CP, TRANSPORT_PROP_WRITE | TRANSPORT_PROP_INDICATE },
-	[CHR_LIMITS] = { NL_UUID_ACTIVE_LIMITS, TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
-	[CHR_STATUS] = { NL_UUID_PEN_STATUS, TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
-	[CHR_CARTRIDGE] = { NL_UUID_CARTRIDGE, TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
-	[CHR_DIS_SERIAL] = { NL_UUID_DIS_SERIAL, TRANSPORT_PROP_READ },
-	[CHR_DIS_MODEL] = { NL_UUID_DIS_MODEL, 0 },
-	[CHR_DIS_FIRMWARE] = { NL_UUID_DIS_FIRMWARE, 0 },
-	[CHR_DIS_MANUFACTURER] = { NL_UUID_DIS_MANUFACTURER, 0 },
-	[CHR_BATTERY] = { NL_UUID_BATTERY_LEVEL, 0 },
+	[CHR_FEATURE] = { NL_UUID_FEATURE, "Feature", TRANSPORT_PROP_READ },
+	[CHR_LIVE] = { NL_UUID_LIVE_STATUS, "Live Status", TRANSPORT_PROP_NOTIFY },
+	[CHR_RECORD] = { NL_UUID_RECORD, "Treatment Record", TRANSPORT_PROP_NOTIFY },
+	[CHR_RACP] = { NL_UUID_RACP, "RACP", TRANSPORT_PROP_WRITE | TRANSPORT_PROP_INDICATE },
+	[CHR_CP] = { NL_UUID_PEN_CP, "Pen CP", TRANSPORT_PROP_WRITE | TRANSPORT_PROP_INDICATE },
+	[CHR_LIMITS] = { NL_UUID_ACTIVE_LIMITS, "Active Limits",
+			 TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
+	[CHR_STATUS] = { NL_UUID_PEN_STATUS, "Pen Status",
+			 TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
+	[CHR_CARTRIDGE] = { NL_UUID_CARTRIDGE, "Cartridge Info",
+			    TRANSPORT_PROP_READ | TRANSPORT_PROP_INDICATE },
+	[CHR_DIS_SERIAL] = { NL_UUID_DIS_SERIAL, "DIS Serial Number", TRANSPORT_PROP_READ },
+	[CHR_DIS_MODEL] = { NL_UUID_DIS_MODEL, "DIS Model Number", 0 },
+	[CHR_DIS_FIRMWARE] = { NL_UUID_DIS_FIRMWARE, "DIS Firmware Revision", 0 },
+	[CHR_DIS_MANUFACTURER] = { NL_UUID_DIS_MANUFACTURER, "DIS Manufacturer Name", 0 },
+	[CHR_BATTERY] = { NL_UUID_BATTERY_LEVEL, "Battery Level", 0 },
 };
 
 /* CCCDs in the order of 10.1 step 8. */
@@ -120,6 +125,13 @@ struct pending_rec {
 	int state; /* 0 waiting, 1 committed, -1 failed */
 };
 
+/* Sequence numbers the pen skipped during a REPORT: asked for once more
+ * with RACP REPORT RANGE before they are reported missing (10.4 step 8).
+ * Nothing at or after a.. is acknowledged while the gap is open. */
+struct gap {
+	uint32_t a, b;
+};
+
 struct pen {
 	struct pen *next;
 	struct penmgr *pm;
@@ -142,6 +154,7 @@ struct pen {
 	bool pumping;
 
 	sd_event_source *backoff_timer, *watchdog, *cp_timer, *racp_timer;
+	sd_event_source *kick; /* deferred: next Pen CP request, RACP restart */
 	unsigned backoff_attempt;
 	unsigned corrupt_links; /* consecutive links ended for malformed data */
 	unsigned link_corrupt;
@@ -149,6 +162,10 @@ struct pen {
 	struct nl_seg_rx seg;
 	struct nl_racp_client racp;
 	bool racp_active, racp_again;
+	bool racp_fill; /* the running procedure refills gaps[0] */
+	struct nl_racp_client fill;
+	struct gap gaps[PEN_GAPS_MAX];
+	size_t n_gaps;
 
 	struct nl_cp_client cp;
 	struct cp_req *cp_head, *cp_tail, *cp_inflight;
@@ -193,8 +210,11 @@ static void pen_drop(struct pen *p, enum transport_err_class cls, const char *wh
 static void pen_pump(struct pen *p);
 static void cp_dispatch(struct pen *p);
 static void catchup_start(struct pen *p);
+static void racp_next(struct pen *p);
+static void catchup_done(struct pen *p);
 static void ack_maybe(struct pen *p);
 static void try_connect_waiting(struct penmgr *pm);
+static void pen_kick(struct pen *p);
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -462,9 +482,9 @@ static bool op_failed(struct pen *p, struct gatt_op *op, int err, uint8_t att_er
 	if (err == -ECANCELED)
 		return true;
 	p->cnt.errors[err == -ETIMEDOUT ? PENMGR_ERR_TIMEOUT : PENMGR_ERR_GATT]++;
-	log_pen_warning(pen_name(p), "GATT %s on %s failed: %s (att 0x%02x)",
+	log_pen_warning(pen_name(p), "GATT %s of %s failed: %s (att 0x%02x)",
 			op->kind == OP_READ ? "read" : op->kind == OP_WRITE ? "write" : "subscribe",
-			chr_info[op->chr].uuid, strerror(-err), att_err);
+			chr_info[op->chr].name, strerror(-err), att_err);
 	pen_drop(p, transport_err_class(err), "GATT operation failed");
 	return true;
 }
@@ -506,7 +526,9 @@ static void pend_advance(struct pen *p)
 	size_t k = 0;
 
 	while (k < p->n_pend && p->pend[k].state == 1) {
-		p->commit_hi = p->pend[k].seq;
+		/* A refilled gap commits below records already committed. */
+		if (p->pend[k].seq > p->commit_hi)
+			p->commit_hi = p->pend[k].seq;
 		k++;
 	}
 	if (k < p->n_pend && p->pend[k].state < 0) {
@@ -520,6 +542,8 @@ static void pend_advance(struct pen *p)
 		 * behind it may be delivered twice (the journal keys on seq). */
 		p->n_pend = 0;
 		p->received_hi = p->commit_hi;
+		while (p->n_gaps > 0 && p->gaps[p->n_gaps - 1].a > p->commit_hi)
+			p->n_gaps--;
 		nl_racp_client_start(&p->racp, p->received_hi + 1);
 		if (p->state == PENMGR_STATE_READY)
 			catchup_start(p);
@@ -596,7 +620,9 @@ static void cp_enqueue(struct pen *p, struct cp_req *q)
 	else
 		p->cp_head = q;
 	p->cp_tail = q;
-	cp_dispatch(p);
+	/* Deferred: we may be inside the indication that answered the
+	 * previous request (see cp_finish_inflight). */
+	pen_kick(p);
 }
 
 /* Only what the sink has durably committed is acknowledged (10.4 step 9). */
@@ -605,10 +631,15 @@ static void ack_maybe(struct pen *p)
 	struct nl_cp_req req = { .op = NL_CP_ACK_RECORDS };
 	struct cp_req *q;
 
-	if (!p->cp_ready || p->ack_queued || p->commit_hi <= p->link_acked)
+	uint32_t limit = p->commit_hi;
+
+	/* Never past an open gap: its records may still come (10.4 step 8). */
+	if (p->n_gaps > 0 && p->gaps[0].a - 1 < limit)
+		limit = p->gaps[0].a - 1;
+	if (!p->cp_ready || p->ack_queued || limit <= p->link_acked)
 		return;
 	req.u.ack.store_epoch = p->epoch;
-	req.u.ack.seq = p->commit_hi;
+	req.u.ack.seq = limit;
 	q = cp_req_new(p, &req);
 	if (!q)
 		return;
@@ -649,7 +680,9 @@ static void cp_finish_inflight(struct pen *p, int err, const struct nl_cp_rsp *r
 	p->cp_inflight = NULL;
 	timer_stop(p->cp_timer);
 	cp_complete(p, q, err, rsp);
-	cp_dispatch(p);
+	/* Not from inside the indication: the pen refuses a new request until
+	 * this response is confirmed, which happens when the handler returns. */
+	pen_kick(p);
 }
 
 static void cp_fail_all(struct pen *p, int err)
@@ -793,26 +826,43 @@ static void catchup_done(struct pen *p)
 		p->cnt.connects++;
 		pen_set_state(p, PENMGR_STATE_READY, TRANSPORT_ERR_NONE);
 	}
-	if (p->racp_again) {
-		p->racp_again = false;
-		catchup_start(p);
-	}
 }
 
-static void catchup_start(struct pen *p)
+static int kick_cb(sd_event_source *s, void *userdata)
+{
+	struct pen *p = userdata;
+
+	(void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	if (!p->linked)
+		return 0;
+	cp_dispatch(p);
+	racp_next(p);
+	if (p->linked && !p->racp_active && p->state == PENMGR_STATE_CATCHING_UP)
+		catchup_done(p);
+	return 0;
+}
+
+static void pen_kick(struct pen *p)
+{
+	if (!p->kick && sd_event_add_defer(p->pm->ev, &p->kick, kick_cb, p) < 0)
+		return;
+	(void)sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
+}
+
+static void racp_start(struct pen *p, bool fill)
 {
 	struct penmgr *pm = p->pm;
 	struct nl_racp_req req = { .op = NL_RACP_REPORT, .oper = NL_RACP_GE };
 	struct gatt_op *op;
 	int n;
 
-	if (!p->cp_ready)
-		return;
-	if (p->racp_active) {
-		p->racp_again = true;
-		return;
+	if (fill) {
+		req.oper = NL_RACP_RANGE;
+		req.a = p->gaps[0].a;
+		req.b = p->gaps[0].b;
+	} else {
+		req.a = p->received_hi + 1;
 	}
-	req.a = p->received_hi + 1;
 	op = op_new(p, OP_WRITE, CHR_RACP);
 	if (!op)
 		return;
@@ -823,12 +873,61 @@ static void catchup_start(struct pen *p)
 	}
 	op->len = (size_t)n;
 	op->done = racp_write_done;
-	nl_racp_client_start(&p->racp, req.a);
 	p->racp_active = true;
-	log_pen_info(pen_name(p), "catch-up: RACP REPORT >= %" PRIu32 " (pen last_seq %" PRIu32 ")",
-		     req.a, p->snap.status.last_seq);
+	p->racp_fill = fill;
+	if (fill) {
+		nl_racp_client_start(&p->fill, req.a);
+		log_pen_info(pen_name(p), "catch-up: RACP REPORT %" PRIu32 "..%" PRIu32
+			     " for missing records", req.a, req.b);
+	} else {
+		nl_racp_client_start(&p->racp, req.a);
+		log_pen_info(pen_name(p), "catch-up: RACP REPORT >= %" PRIu32
+			     " (pen last_seq %" PRIu32 ")", req.a, p->snap.status.last_seq);
+	}
 	(void)timer_arm(pm, &p->racp_timer, pm->cfg.racp_timeout_usec, racp_timeout_cb, p);
 	(void)op_push(p, op);
+}
+
+/* A REPORT for everything after what was received (now or after the
+ * running procedure). */
+static void catchup_start(struct pen *p)
+{
+	if (!p->cp_ready)
+		return;
+	p->racp_again = true;
+	racp_next(p);
+}
+
+/* Starts the next RACP procedure: open gaps first, then a pending GE. */
+static void racp_next(struct pen *p)
+{
+	if (!p->cp_ready || p->racp_active)
+		return;
+	if (p->n_gaps > 0) {
+		racp_start(p, true);
+	} else if (p->racp_again) {
+		p->racp_again = false;
+		racp_start(p, false);
+	}
+}
+
+/* The refill of gaps[0] ended: whatever did not come is reported. */
+static void fill_done(struct pen *p)
+{
+	struct gap g = p->gaps[0];
+	uint32_t missing = p->fill.gaps;
+
+	if (p->fill.expect <= g.b)
+		missing += g.b - p->fill.expect + 1;
+	memmove(p->gaps, p->gaps + 1, (p->n_gaps - 1) * sizeof(*p->gaps));
+	p->n_gaps--;
+	if (missing > 0)
+		alert(p, PENMGR_ALERT_RECORD_GAP, g.a, missing,
+		      "records missing: epoch %08" PRIx32 ", seq %" PRIu32 "..%" PRIu32
+		      " (%" PRIu32 " not delivered)", p->epoch, g.a, g.b, missing);
+	else
+		log_pen_info(pen_name(p), "records %" PRIu32 "..%" PRIu32 " recovered", g.a, g.b);
+	ack_maybe(p);
 }
 
 static void on_racp_value(struct pen *p, const uint8_t *val, size_t len)
@@ -846,16 +945,21 @@ static void on_racp_value(struct pen *p, const uint8_t *val, size_t len)
 		return;
 	p->racp_active = false;
 	timer_stop(p->racp_timer);
-	if (rsp.code == NL_RACP_SUCCESS || rsp.code == NL_RACP_NO_RECORDS) {
-		log_pen_info(pen_name(p), "catch-up done: %" PRIu32 " records, %" PRIu32
-			     " missing, last seq %" PRIu32, p->racp.received, p->racp.gaps,
-			     p->received_hi);
-	} else {
+	if (rsp.code != NL_RACP_SUCCESS && rsp.code != NL_RACP_NO_RECORDS) {
 		p->cnt.errors[PENMGR_ERR_COMMAND]++;
 		alert(p, PENMGR_ALERT_CATCHUP_FAILED, rsp.code, 0, "RACP REPORT answered %s",
 		      nl_racp_code_name(rsp.code));
 	}
-	catchup_done(p);
+	if (p->racp_fill) {
+		p->racp_fill = false;
+		fill_done(p);
+	} else {
+		log_pen_info(pen_name(p), "catch-up done: %" PRIu32 " records, %" PRIu32
+			     " skipped, last seq %" PRIu32, p->racp.received, p->racp.gaps,
+			     p->received_hi);
+	}
+	/* The next procedure waits until this indication is confirmed. */
+	pen_kick(p);
 }
 
 static int pend_push(struct pen *p, uint32_t seq)
@@ -869,8 +973,16 @@ static int pend_push(struct pen *p, uint32_t seq)
 		p->pend = n;
 		p->cap_pend = cap;
 	}
-	p->pend[p->n_pend].seq = seq;
-	p->pend[p->n_pend].state = 0;
+	{
+		size_t i = p->n_pend;
+
+		/* Sorted: a refilled gap lands before later records. */
+		while (i > 0 && p->pend[i - 1].seq > seq)
+			i--;
+		memmove(p->pend + i + 1, p->pend + i, (p->n_pend - i) * sizeof(*p->pend));
+		p->pend[i].seq = seq;
+		p->pend[i].state = 0;
+	}
 	p->n_pend++;
 	return 0;
 }
@@ -896,32 +1008,52 @@ static void on_record(struct pen *p, const uint8_t *raw, size_t len)
 		pen_drop(p, TRANSPORT_ERR_PROTOCOL, "record of another epoch");
 		return;
 	}
-	r = nl_racp_client_feed(&p->racp, rec.hdr.seq);
-	if (r == -EALREADY || rec.hdr.seq <= p->received_hi) {
-		p->cnt.duplicates++;
-		log_pen_debug(pen_name(p), "record %" PRIu32 " already received, dropped",
-			      rec.hdr.seq);
-		return;
-	}
-	if (r > 0) {
-		p->cnt.gaps += (uint32_t)r;
-		p->cnt.errors[PENMGR_ERR_SEQUENCE]++;
-		alert(p, PENMGR_ALERT_RECORD_GAP, (int64_t)rec.hdr.seq - r, (uint32_t)r,
-		      "records missing: epoch %08" PRIx32 ", seq %" PRIu32 "..%" PRIu32, p->epoch,
-		      rec.hdr.seq - (uint32_t)r, rec.hdr.seq - 1);
-	}
 	if (p->racp_active)
 		(void)timer_arm(pm, &p->racp_timer, pm->cfg.racp_timeout_usec, racp_timeout_cb, p);
-	if (pend_push(p, rec.hdr.seq) < 0) {
-		/* Not handed over: leave it for the next catch-up. */
-		nl_racp_client_start(&p->racp, p->received_hi + 1);
-		return;
+	if (p->racp_active && p->racp_fill) {
+		/* Refill: only the gap's records, each once. */
+		if (rec.hdr.seq < p->gaps[0].a || rec.hdr.seq > p->gaps[0].b ||
+		    nl_racp_client_feed(&p->fill, rec.hdr.seq) < 0) {
+			p->cnt.duplicates++;
+			return;
+		}
+		if (pend_push(p, rec.hdr.seq) < 0)
+			return; /* reported missing when the refill ends */
+	} else {
+		r = nl_racp_client_feed(&p->racp, rec.hdr.seq);
+		if (r == -EALREADY || rec.hdr.seq <= p->received_hi) {
+			p->cnt.duplicates++;
+			log_pen_debug(pen_name(p), "record %" PRIu32 " already received, dropped",
+				      rec.hdr.seq);
+			return;
+		}
+		if (r > 0) {
+			uint32_t a = rec.hdr.seq - (uint32_t)r, b = rec.hdr.seq - 1;
+
+			p->cnt.gaps += (uint32_t)r;
+			p->cnt.errors[PENMGR_ERR_SEQUENCE]++;
+			log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32
+					" skipped, asking again", a, b);
+			if (p->n_gaps < PEN_GAPS_MAX)
+				p->gaps[p->n_gaps++] = (struct gap){ a, b };
+			else
+				alert(p, PENMGR_ALERT_RECORD_GAP, a, (uint32_t)r,
+				      "records missing: epoch %08" PRIx32 ", seq %" PRIu32
+				      "..%" PRIu32, p->epoch, a, b);
+		}
+		if (pend_push(p, rec.hdr.seq) < 0) {
+			/* Not handed over: leave it for the next catch-up. */
+			nl_racp_client_start(&p->racp, p->received_hi + 1);
+			return;
+		}
+		p->received_hi = rec.hdr.seq;
 	}
-	p->received_hi = rec.hdr.seq;
 	p->cnt.records++;
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		p->pend[p->n_pend - 1].state = -1;
+		for (size_t i = 0; i < p->n_pend; i++)
+			if (p->pend[i].seq == rec.hdr.seq)
+				p->pend[i].state = -1;
 		pend_advance(p);
 		return;
 	}
@@ -1140,6 +1272,7 @@ static bool cursor_check(struct pen *p)
 		p->epoch = st->store_epoch;
 		p->received_hi = p->commit_hi = 0;
 		p->n_pend = 0;
+		p->n_gaps = 0;
 	}
 	p->snap.store_epoch = p->epoch;
 	p->snap.committed_seq = p->commit_hi;
@@ -1204,7 +1337,7 @@ static void read_state_done(struct pen *p, struct gatt_op *op, int err, uint8_t 
 		return;
 	}
 	if (r < 0) {
-		corrupt(p, chr_info[op->chr].uuid, r);
+		corrupt(p, chr_info[op->chr].name, r);
 		/* Catch-up cannot start without a valid Pen Status. */
 		if (op->chr == CHR_STATUS && p->linked)
 			pen_drop(p, TRANSPORT_ERR_PROTOCOL, "malformed Pen Status");
@@ -1340,19 +1473,20 @@ static void serial_done(struct pen *p, struct gatt_op *op, int err, uint8_t att_
 		return;
 	}
 	copy_string(serial, sizeof(serial), val, len);
+	/* An allowed advertisement whose pen says otherwise is reported. */
+	if (p->serial_known && strcmp(serial, p->serial) != 0) {
+		alert(p, PENMGR_ALERT_SERIAL_MISMATCH, 0, 0,
+		      "DIS serial %s differs from the advertised %s", serial, p->serial);
+		p->refuse_hard = true;
+		pen_drop(p, TRANSPORT_ERR_PROTOCOL, "serial mismatch");
+		return;
+	}
 	if (!serial_allowed(pm, serial)) {
 		/* Never surfaced upward: drop quietly and forget the device. */
 		log_pen_notice(serial, "not on the allow-list, ignored");
 		pm->ignored++;
 		p->ignored = true;
 		pen_drop(p, TRANSPORT_ERR_NONE, "not allowed");
-		return;
-	}
-	if (p->serial_known && strcmp(serial, p->serial) != 0) {
-		alert(p, PENMGR_ALERT_SERIAL_MISMATCH, 0, 0,
-		      "DIS serial %s differs from the advertised %s", serial, p->serial);
-		p->refuse_hard = true;
-		pen_drop(p, TRANSPORT_ERR_PROTOCOL, "serial mismatch");
 		return;
 	}
 	if (!p->serial_known) {
@@ -1390,8 +1524,8 @@ static void discover_cb(int err, const struct transport_chr *chrs, size_t n, voi
 	for (unsigned c = 0; c < CHR_COUNT; c++)
 		if (chr_info[c].props && !p->handle[c]) {
 			p->cnt.errors[PENMGR_ERR_CONNECT]++;
-			log_pen_warning(pen_name(p), "characteristic %s missing or lacks properties",
-					chr_info[c].uuid);
+			log_pen_warning(pen_name(p), "%s (%s) missing or lacks properties",
+					chr_info[c].name, chr_info[c].uuid);
 			pen_drop(p, TRANSPORT_ERR_PROTOCOL, "incomplete GATT database");
 			return;
 		}
@@ -1462,7 +1596,7 @@ static void pen_connect(struct pen *p)
 	p->link_corrupt = 0;
 	p->link_acked = 0;
 	p->cp_ready = false;
-	p->racp_active = p->racp_again = false;
+	p->racp_active = p->racp_again = p->racp_fill = false;
 	p->ack_queued = false;
 	nl_cp_client_reset(&p->cp);
 	nl_seg_rx_reset(&p->seg);
@@ -1548,7 +1682,7 @@ static void pen_unlink(struct pen *p)
 		transport_disconnect(pm->t, p->addr);
 	p->linked = false;
 	p->cp_ready = false;
-	p->racp_active = p->racp_again = false;
+	p->racp_active = p->racp_again = p->racp_fill = false;
 	queue_clear(p);
 	timer_stop(p->watchdog);
 	timer_stop(p->racp_timer);
@@ -1778,6 +1912,7 @@ void penmgr_free(struct penmgr *pm)
 		sd_event_source_disable_unref(p->watchdog);
 		sd_event_source_disable_unref(p->cp_timer);
 		sd_event_source_disable_unref(p->racp_timer);
+		sd_event_source_disable_unref(p->kick);
 		free(p->pend);
 		free(p);
 	}

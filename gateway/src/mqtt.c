@@ -263,11 +263,9 @@ static void on_sub_ok5(void *context, MQTTAsync_successData5 *response)
 	int code = 0;
 
 	/* A SUBACK may carry a refusal (reason >= 0x80) and still be a
-	 * "success" for Paho. */
-	if (response && response->alt.sub.reasonCodeCount > 0 && response->alt.sub.reasonCodes &&
-	    response->alt.sub.reasonCodes[0] >= 0x80)
-		code = (int)response->alt.sub.reasonCodes[0];
-	else if (response && response->reasonCode >= 0x80)
+	 * "success" for Paho. For one topic Paho reports it in reasonCode;
+	 * alt.sub.reasonCodes is only filled for several. */
+	if (response && response->reasonCode >= 0x80)
 		code = (int)response->reasonCode;
 	post(context, code ? EV_SUB_FAILED : EV_SUB_OK, code, 0, NULL);
 }
@@ -997,6 +995,10 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	 * while disconnected we publish nothing. */
 	co.sendWhileDisconnected = 0;
 	co5.sendWhileDisconnected = 0;
+	/* Paho counts every publish not yet written against this limit, even
+	 * while connected: leave room for the window plus state and replies. */
+	co.maxBufferedMessages = (int)m->n_slots + 256;
+	co5.maxBufferedMessages = (int)m->n_slots + 256;
 	rc = MQTTAsync_createWithOptions(&m->client, m->uri, config_str(c, CONFIG_MQTT_CLIENT_ID),
 					 MQTTCLIENT_PERSISTENCE_NONE, NULL, m->v5 ? &co5 : &co);
 	if (rc != MQTTASYNC_SUCCESS) {

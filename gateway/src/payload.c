@@ -17,8 +17,6 @@
 
 #include "payload.h"
 
-#include "needlelink/cp.h"
-
 /* ---- names the protocol library does not provide ----------------------- */
 
 static const char *limit_source_name(unsigned v)
@@ -445,6 +443,24 @@ static void j_uid(int *err, cJSON *o, const char *key, const uint8_t *uid)
 		j_hex(err, o, key, uid, NL_CARTRIDGE_UID_LEN);
 }
 
+/* Strings read from a pen (Device Information) are untrusted bytes: they
+ * go out as printable ASCII, anything else replaced by '?', at most 64
+ * characters, so the payload is always valid UTF-8 JSON. */
+static void j_pen_str(int *err, cJSON *o, const char *key, const char *v)
+{
+	char buf[65];
+	size_t n = 0;
+
+	if (!v) {
+		j_null(err, o, key);
+		return;
+	}
+	for (; v[n] && n < sizeof(buf) - 1; n++)
+		buf[n] = (v[n] >= 0x20 && v[n] <= 0x7e) ? v[n] : '?';
+	buf[n] = '\0';
+	j_str(err, o, key, buf);
+}
+
 /* 0 means "none" for session ids. */
 static void j_opt_u32(int *err, cJSON *o, const char *key, uint32_t v)
 {
@@ -539,6 +555,61 @@ static bool topic_id_ok(const char *s, size_t max)
 static bool serial_ok(const char *s)
 {
 	return topic_id_ok(s, NL_SERIAL_MAX);
+}
+
+/* Rule ids, reasons, error codes, steps: 1..64 of [a-z0-9_]. */
+static bool rule_id_ok(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > NL_PAYLOAD_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* ASCII only, whatever the locale. */
+static bool ident_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+}
+
+/* Transaction and operator ids: 1..64 of [A-Za-z0-9._:@-]. */
+static bool ident_ok(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > NL_PAYLOAD_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!ident_char(s[i]))
+			return false;
+	return true;
+}
+
+/* "00:1A:7D:DA:71:13": upper-case hex with colons. */
+static bool bdaddr_ok(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		if (i % 3 == 2) {
+			if (s[i] != ':')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F'))) {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* Opens a payload: {"schema": ...}. */
@@ -653,8 +724,10 @@ static void body_segment(int *err, cJSON *d, const struct nl_rec_segment *s)
 	j_name(err, d, "end_reason", nl_segment_end_name(s->end_reason));
 }
 
-/* Pen times inside bodies (cartridge expiry, first use) are absolute
- * only when the pen's clock is set; otherwise they stay raw seconds. */
+/* Pen times inside bodies (cartridge expiry and first use) are converted
+ * as absolute times; 0 means none. The expiry comes from the cartridge;
+ * first use is by the pen's clock, as trustworthy as that clock was
+ * (docs/mqtt-api.md says so). */
 static void j_pen_time(int *err, cJSON *o, const char *key, uint32_t t)
 {
 	if (t == 0)
@@ -1047,9 +1120,9 @@ int nl_payload_pen_state(const struct nl_payload_pen_state_in *in, cJSON **ret)
 		return -ENOMEM;
 	j_str(&err, o, "serial", in->serial);
 	j_time(&err, o, "updated_at", in->updated_ms);
-	j_str(&err, o, "model", in->model);
-	j_str(&err, o, "manufacturer", in->manufacturer);
-	j_str(&err, o, "firmware", in->firmware);
+	j_pen_str(&err, o, "model", in->model);
+	j_pen_str(&err, o, "manufacturer", in->manufacturer);
+	j_pen_str(&err, o, "firmware", in->firmware);
 	battery = in->battery_pct >= 0 ? in->battery_pct
 				       : (in->status ? in->status->battery_pct : -1);
 	if (battery > (int)NL_BATTERY_MAX_PCT && err >= 0)
@@ -1080,6 +1153,8 @@ int nl_payload_availability(const struct nl_payload_availability *a, cJSON **ret
 	if (!a || !ret || !serial_ok(a->serial))
 		return -EINVAL;
 	if (a->gateway_id && !gateway_id_ok(a->gateway_id))
+		return -EINVAL;
+	if ((a->online && !a->gateway_id) || (!a->online && a->reason && !rule_id_ok(a->reason)))
 		return -EINVAL;
 	o = payload_new(NL_PAYLOAD_SCHEMA_AVAILABILITY);
 	if (!o)
@@ -1116,7 +1191,10 @@ int nl_payload_gateway_info(const struct nl_payload_gateway_info *i, cJSON **ret
 	int err = 0;
 	cJSON *o;
 
-	if (!i || !ret || !gateway_id_ok(i->gateway_id) || !i->version || !i->base_topic)
+	if (!i || !ret || !gateway_id_ok(i->gateway_id) || !i->version || !i->version[0] ||
+	    !i->base_topic || !i->base_topic[0])
+		return -EINVAL;
+	if (i->adapter_address && !bdaddr_ok(i->adapter_address))
 		return -EINVAL;
 	o = payload_new(NL_PAYLOAD_SCHEMA_GATEWAY_INFO);
 	if (!o)
@@ -1323,28 +1401,13 @@ int nl_payload_session(const struct nl_payload_session_ctx *ctx, const struct nl
 
 /* ---- alerts ---------------------------------------------------------------------- */
 
-static bool rule_id_ok(const char *s)
-{
-	size_t n;
-
-	if (!s)
-		return false;
-	n = strlen(s);
-	if (n == 0 || n > NL_PAYLOAD_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
-			return false;
-	return true;
-}
-
 int nl_payload_alert(const struct nl_payload_alert *a, cJSON **ret)
 {
 	int err = 0;
 	cJSON *o;
 
 	if (!a || !ret || !serial_ok(a->serial) || !rule_id_ok(a->rule) || !a->message ||
-	    !a->alert_id)
+	    !a->alert_id || !a->alert_id[0] || strlen(a->alert_id) > 128)
 		return -EINVAL;
 	o = payload_new(NL_PAYLOAD_SCHEMA_ALERT);
 	if (!o)
@@ -1372,7 +1435,11 @@ int nl_payload_response(const struct nl_payload_response *r, cJSON **ret)
 	int err = 0;
 	cJSON *o, *x;
 
-	if (!r || !ret || !serial_ok(r->serial) || !r->op || !nl_payload_status_name(r->status)) {
+	if (!r || !ret || !serial_ok(r->serial) || !r->op || !r->op[0] ||
+	    !nl_payload_status_name(r->status) ||
+	    (r->transaction && r->transaction[0] && !ident_ok(r->transaction)) ||
+	    (r->error_code && !rule_id_ok(r->error_code)) ||
+	    (r->failed_step && !rule_id_ok(r->failed_step))) {
 		cJSON_Delete(result);
 		return -EINVAL;
 	}
@@ -1407,7 +1474,9 @@ int nl_payload_response(const struct nl_payload_response *r, cJSON **ret)
 	}
 	j_str(&err, o, "serial", r->serial);
 	j_str(&err, o, "op", r->op);
-	j_str(&err, o, "transaction", r->transaction);
+	/* "" as well as NULL: the parse error leaves an empty transaction
+	 * when there was none to echo. */
+	j_str(&err, o, "transaction", r->transaction && r->transaction[0] ? r->transaction : NULL);
 	j_name(&err, o, "status", nl_payload_status_name(r->status));
 	j_time(&err, o, "at", r->at_ms);
 	if (r->status == NL_PAYLOAD_STATUS_OK || r->status == NL_PAYLOAD_STATUS_APPLIED) {
@@ -1419,7 +1488,8 @@ int nl_payload_response(const struct nl_payload_response *r, cJSON **ret)
 		if (x) {
 			j_str(&err, x, "code", r->error_code);
 			j_str(&err, x, "message", r->error_message);
-			j_str(&err, x, "field", r->error_field);
+			j_str(&err, x, "field",
+			      r->error_field && r->error_field[0] ? r->error_field : NULL);
 			if (r->status == NL_PAYLOAD_STATUS_FAILED)
 				j_str(&err, x, "step", r->failed_step);
 		}
@@ -1444,6 +1514,108 @@ int nl_payload_response(const struct nl_payload_response *r, cJSON **ret)
 		}
 	}
 	cJSON_Delete(result);
+	return payload_done(err, o, ret);
+}
+
+/* ---- op results ------------------------------------------------------------------ */
+
+int nl_payload_result_set_time(uint32_t previous_pen_s, int64_t pen_time_ms, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret)
+		return -EINVAL;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_num(&err, o, "previous_pen_s", previous_pen_s);
+	j_time(&err, o, "pen_time", pen_time_ms);
+	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_locked(bool locked, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret)
+		return -EINVAL;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_bool(&err, o, "locked", locked);
+	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_zone(unsigned zone, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret)
+		return -EINVAL;
+	if (!nl_zone_valid(zone))
+		return -ERANGE;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_zone(&err, o, "zone", zone);
+	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_session(uint32_t session_id, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret)
+		return -EINVAL;
+	if (session_id == 0)
+		return -ERANGE;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_num(&err, o, "session_id", session_id);
+	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_state(cJSON *pen_state, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret || !pen_state) {
+		cJSON_Delete(pen_state);
+		return -EINVAL;
+	}
+	o = cJSON_CreateObject();
+	if (!o) {
+		cJSON_Delete(pen_state);
+		return -ENOMEM;
+	}
+	j_add(&err, o, "state", pen_state);
+	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_authorise(uint32_t session_id, uint32_t limits_hash,
+				const struct nl_limit_set *set, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o, *l;
+
+	if (!ret || !set)
+		return -EINVAL;
+	if (session_id == 0)
+		return -ERANGE;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_hash(&err, o, "limits_hash", limits_hash);
+	j_num(&err, o, "session_id", session_id);
+	l = j_obj(&err, o, "limits");
+	if (l)
+		limit_set_members(&err, l, set);
 	return payload_done(err, o, ret);
 }
 
@@ -1570,7 +1742,7 @@ static int get_id(struct parser *p, const cJSON *c, const char *f, char *out)
 	for (size_t i = 0; i < n; i++) {
 		char ch = c->valuestring[i];
 
-		if (!(isalnum((unsigned char)ch) || strchr("._:@-", ch)))
+		if (!ident_char(ch))
 			return perr(p, NL_PAYLOAD_REQ_OUT_OF_RANGE, f,
 				    "%s: only A-Z a-z 0-9 . _ : @ - allowed", f);
 	}
@@ -1578,7 +1750,49 @@ static int get_id(struct parser *p, const cJSON *c, const char *f, char *out)
 	return 0;
 }
 
-/* Free text: 1..NL_PAYLOAD_TEXT_MAX bytes, no control characters. */
+/* Well-formed UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF): text is stored and may be echoed into other payloads. */
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			len = 2;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			len = 3;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/* Free text: 1..NL_PAYLOAD_TEXT_MAX bytes of UTF-8, no control characters. */
 static int get_text(struct parser *p, const cJSON *c, const char *f, char *out)
 {
 	size_t n;
@@ -1593,6 +1807,8 @@ static int get_text(struct parser *p, const cJSON *c, const char *f, char *out)
 		if ((unsigned char)c->valuestring[i] < 0x20 || c->valuestring[i] == 0x7f)
 			return perr(p, NL_PAYLOAD_REQ_OUT_OF_RANGE, f,
 				    "%s: control characters not allowed", f);
+	if (!utf8_ok((const unsigned char *)c->valuestring, n))
+		return perr(p, NL_PAYLOAD_REQ_OUT_OF_RANGE, f, "%s: not valid UTF-8", f);
 	memcpy(out, c->valuestring, n + 1);
 	return 0;
 }

@@ -65,7 +65,8 @@ int nl_payload_format_time(int64_t unix_ms, char *buf, size_t size);
 int64_t nl_payload_pen_time_ms(uint32_t pen_time);
 
 /* Prints a payload compactly. Returns a malloc'd NUL-terminated string the
- * caller frees with free(), or NULL on allocation failure. The tree is not
+ * caller frees with free() (cJSON's default allocator: nothing here calls
+ * cJSON_InitHooks), or NULL on allocation failure. The tree is not
  * consumed. */
 char *nl_payload_print(const cJSON *payload);
 
@@ -98,6 +99,8 @@ int nl_payload_live(const char *serial, int64_t received_ms, const struct nl_liv
 struct nl_payload_pen_state_in {
 	const char *serial;
 	int64_t updated_ms;
+	/* DIS strings are untrusted: anything but printable ASCII comes out
+	 * as '?', and at most 64 characters. */
 	const char *model;        /* DIS Model Number */
 	const char *manufacturer; /* DIS Manufacturer Name */
 	const char *firmware;     /* DIS Firmware Revision */
@@ -126,9 +129,12 @@ struct nl_payload_availability {
 	bool online;
 	const char *gateway_id; /* gateway that has (or last had) the pen; NULL */
 	int64_t since_ms;       /* when the pen went online / offline */
-	const char *reason;     /* offline only: "disconnected", "gateway_offline",
-				 * "shutdown", ...; NULL when online */
+	const char *reason;     /* offline only, [a-z0-9_]{1,64}: "disconnected",
+				 * "gateway_offline", "not_found", "removed"; NULL
+				 * otherwise. Ignored when online. */
 };
+
+/* -EINVAL when online without a gateway id, or for a malformed id or reason. */
 
 int nl_payload_availability(const struct nl_payload_availability *a, cJSON **ret);
 
@@ -152,13 +158,13 @@ enum nl_payload_transport {
 
 struct nl_payload_gateway_info {
 	const char *gateway_id;
-	const char *version;       /* needlelinkd version, "0.1.0" */
+	const char *version;       /* needlelinkd version, "0.1.0"; required */
 	const char *bluez_version; /* NULL: unknown or simulator */
 	const char *adapter;       /* "hci0"; NULL for the simulator */
-	const char *adapter_address; /* "00:1A:7D:DA:71:13"; NULL */
+	const char *adapter_address; /* "00:1A:7D:DA:71:13" (upper case); NULL */
 	enum nl_payload_transport transport;
 	uint32_t config_hash;      /* FNV-1a of the effective configuration */
-	const char *base_topic;
+	const char *base_topic;    /* required */
 	int64_t started_ms;
 };
 
@@ -252,7 +258,7 @@ enum nl_payload_unit {
 struct nl_payload_alert {
 	const char *serial;
 	int64_t at_ms;
-	const char *alert_id;   /* unique per alert, e.g. "SERIAL:EPOCH:SEQ:n" */
+	const char *alert_id;   /* unique per alert, 1..128 bytes, e.g. "SERIAL:EPOCH:SEQ:n" */
 	const char *rule;       /* rule id, "zone_depth_cap", [a-z0-9_]+ */
 	enum nl_payload_severity severity;
 	enum nl_payload_action action;
@@ -412,17 +418,19 @@ struct nl_payload_block {
 	const char *message;
 };
 
+/* Strings may be passed straight from a struct nl_payload_parse_error:
+ * an empty transaction or field comes out as null. */
 struct nl_payload_response {
 	const char *serial;
 	const char *op;          /* as it came in the topic (may be unknown) */
-	const char *transaction; /* NULL when the request had none readable */
+	const char *transaction; /* NULL or "" when the request had none readable */
 	enum nl_payload_status status;
 	int64_t at_ms;
 	/* error, failed: */
-	const char *error_code;   /* "missing_field", "pen_timeout", ... */
+	const char *error_code;   /* [a-z0-9_]+: nl_payload_req_error_name(), "timeout", ... */
 	const char *error_message;
-	const char *error_field;  /* NULL when no field is at fault */
-	const char *failed_step;  /* failed: "set_limits", "authorise", ... */
+	const char *error_field;  /* NULL or "" when no field is at fault */
+	const char *failed_step;  /* failed only, [a-z0-9_]+: "set_limits", ... */
 	/* blocked: */
 	size_t block_count;
 	const struct nl_payload_block *blocks;
@@ -431,6 +439,24 @@ struct nl_payload_response {
 	cJSON *result;
 };
 
+/* The "result" objects of the ops (docs/mqtt-api.md, ops table), to hand to
+ * struct nl_payload_response. Same conventions as the builders. */
+int nl_payload_result_set_time(uint32_t previous_pen_s, int64_t pen_time_ms, cJSON **ret);
+/* lock and unlock: whether the pen reports itself locked afterwards. */
+int nl_payload_result_locked(bool locked, cJSON **ret);
+/* set_zone: -ERANGE unless nl_zone_valid(zone). */
+int nl_payload_result_zone(unsigned zone, cJSON **ret);
+/* stop_session: -ERANGE for 0. */
+int nl_payload_result_session(uint32_t session_id, cJSON **ret);
+/* read_state: wraps a pen-state payload, which it consumes (also on
+ * failure). */
+int nl_payload_result_state(cJSON *pen_state, cJSON **ret);
+/* authorise, status APPLIED: the effective limit set and the session. */
+int nl_payload_result_authorise(uint32_t session_id, uint32_t limits_hash,
+				const struct nl_limit_set *set, cJSON **ret);
+
+/* -EINVAL when a member the status needs is missing (blocks for BLOCKED,
+ * code and message for ERROR, plus step for FAILED) or malformed. */
 int nl_payload_response(const struct nl_payload_response *r, cJSON **ret);
 
 #endif

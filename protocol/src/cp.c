@@ -156,7 +156,10 @@ int nl_cp_req_decode(const uint8_t *buf, size_t len, struct nl_cp_req *ret)
 	}
 	if (rd.err)
 		return -ENODATA;
-	/* Parameter bytes past the v1 layout are ignored (pdu.h rule). */
+	/* Requests are exact length (docs/protocol.md 8.2): a collector writes
+	 * the layout of the pen's minor version, so extra bytes are invalid. */
+	if (nl_rd_left(&rd) != 0)
+		return -ERANGE;
 	e = req_check(&r);
 	if (e < 0)
 		return e;
@@ -164,13 +167,15 @@ int nl_cp_req_decode(const uint8_t *buf, size_t len, struct nl_cp_req *ret)
 	return 0;
 }
 
-/* A response to an opcode the pen does not know echoes that opcode, so
- * req_op is free exactly when the result is OP_NOT_SUPPORTED. */
+/* req_op echoes the first byte of the write whatever it was (an unknown
+ * opcode with a bad CRC is answered INVALID_PARAMETER), so any value is
+ * valid there (docs/protocol.md 8.1, 8.2). */
 static int rsp_check(const struct nl_cp_rsp *r)
 {
 	if (!result_known(r->result))
 		return -ERANGE;
-	if (!op_known(r->req_op) && r->result != NL_CP_OP_NOT_SUPPORTED)
+	/* The value means something only on success (docs/protocol.md 8.1). */
+	if (r->result != NL_CP_SUCCESS && r->value != 0)
 		return -ERANGE;
 	return 0;
 }
@@ -215,13 +220,13 @@ int nl_cp_rsp_decode(const uint8_t *buf, size_t len, struct nl_cp_rsp *ret)
 }
 
 /*
- * State rule (shared by pen and gateway; docs/protocol.md should carry the
- * same table). OFF answers nothing. Safety-increasing commands (LOCK,
- * CLAMP) and housekeeping (ACK_RECORDS, SET_TIME, SET_LIVE_RATE) work in
- * every powered state. A new limit set or authorisation only from IDLE, so
- * the set in force never changes under an open session. Zones change only
- * with the motor stopped. LOCKED refuses what would start or steer
- * treatment with NL_CP_LOCKED; FAULT refuses it with INVALID_STATE.
+ * State rule shared by pen and gateway: the table of docs/protocol.md 8.5.
+ * OFF answers nothing. LOCK and housekeeping (ACK_RECORDS, SET_TIME,
+ * SET_LIVE_RATE) work in every powered state. A new limit set or
+ * authorisation only from IDLE, so the set in force never changes under an
+ * open session; LOCKED refuses those with NL_CP_LOCKED. Zones change only
+ * with the motor stopped. CLAMP needs a session (not IDLE, not FAULT);
+ * UNLOCK is answered where a lock (of the pen or of a zone) can be in force.
  */
 enum nl_cp_result nl_cp_allowed(enum nl_pen_state state, unsigned op)
 {
@@ -232,13 +237,19 @@ enum nl_cp_result nl_cp_allowed(enum nl_pen_state state, unsigned op)
 
 	switch ((enum nl_cp_op)op) {
 	case NL_CP_LOCK:
-	case NL_CP_CLAMP:
 	case NL_CP_ACK_RECORDS:
 	case NL_CP_SET_TIME:
 	case NL_CP_SET_LIVE_RATE:
 		return NL_CP_SUCCESS;
+	case NL_CP_CLAMP:
+		if (state == NL_PEN_STATE_IDLE || state == NL_PEN_STATE_FAULT)
+			return NL_CP_INVALID_STATE;
+		return NL_CP_SUCCESS;
 	case NL_CP_UNLOCK:
-		return state == NL_PEN_STATE_LOCKED ? NL_CP_SUCCESS : NL_CP_INVALID_STATE;
+		if (state == NL_PEN_STATE_LOCKED || state == NL_PEN_STATE_ARMED ||
+		    state == NL_PEN_STATE_PAUSED)
+			return NL_CP_SUCCESS;
+		return NL_CP_INVALID_STATE;
 	case NL_CP_SET_LIMITS:
 	case NL_CP_AUTHORISE:
 		if (state == NL_PEN_STATE_LOCKED)

@@ -5,6 +5,7 @@
  * it out, so ret_* is untouched on failure and encode(decode(x)) == x for
  * every accepted x (reserved flag bits are dropped on decode).
  */
+#include <limits.h>
 #include <string.h>
 
 #include "needlelink/crc.h"
@@ -27,7 +28,7 @@ int nl_pdu_put_crc(uint8_t *buf, size_t len, size_t size)
 {
 	uint16_t crc;
 
-	if (len > NL_RECORD_MAX || size < len + 2)
+	if (len > (size_t)INT_MAX - 2 || size < len + 2)
 		return -ENOBUFS;
 	crc = nl_crc16(buf, len);
 	buf[len] = (uint8_t)crc;
@@ -325,7 +326,10 @@ static int cartridge_info_check(const struct nl_cartridge_info *c)
 	if (c->needle_length_um > NL_DEPTH_MAX_UM)
 		return -ERANGE;
 	if (c->state == NL_CARTRIDGE_NONE) {
-		if (memcmp(c->uid, zero_uid, sizeof(zero_uid)) != 0 || c->needle_count != 0)
+		/* docs/protocol.md 3.4: with no cartridge every other field is 0. */
+		if (memcmp(c->uid, zero_uid, sizeof(zero_uid)) != 0 || c->needle_count != 0 ||
+		    c->lot[0] != '\0' || c->expiry != 0 || c->needle_length_um != 0 ||
+		    c->first_use != 0 || c->run_ms != 0)
 			return -ERANGE;
 	} else if (c->needle_count < 1 || c->needle_count > NL_NEEDLE_COUNT_MAX) {
 		return -ERANGE;
@@ -539,9 +543,10 @@ static int active_limits_check(const struct nl_active_limits *a)
 		return -ERANGE;
 	if (nl_limit_set_hash(&a->set, &h) < 0)
 		return -ERANGE;
-	/* Only a session set has a lifetime left, and never more than it had. */
+	/* Only a session set has a lifetime left. AUTHORISE restarts it with
+	 * its own lifetime_s, so it is bounded by the maximum, not by the set. */
 	if (a->source == NL_LIMIT_SOURCE_SESSION) {
-		if (a->remaining_s > a->set.lifetime_s)
+		if (a->remaining_s > NL_LIFETIME_MAX_S)
 			return -ERANGE;
 	} else if (a->remaining_s != 0) {
 		return -ERANGE;

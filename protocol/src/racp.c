@@ -89,15 +89,18 @@ int nl_racp_req_decode(const uint8_t *buf, size_t len, struct nl_racp_req *ret)
 		return e;
 	words = r.op == NL_RACP_ABORT ? 0 : operand_words(r.oper);
 	if (words) {
+		/* Filter type before operand length (docs/protocol.md 9.2). */
 		uint8_t filter = nl_rd_u8(&rd);
 
+		if (rd.err)
+			return -ENODATA;
+		if (filter != NL_RACP_FILTER_SEQ)
+			return -ERANGE;
 		r.a = nl_rd_u32(&rd);
 		if (words == 2)
 			r.b = nl_rd_u32(&rd);
 		if (rd.err)
 			return -ENODATA;
-		if (filter != NL_RACP_FILTER_SEQ)
-			return -ERANGE;
 	}
 	/* Unlike the other values, an operand where none belongs is an
 	 * error (racp.h), so no trailing bytes are accepted. */
@@ -110,12 +113,12 @@ int nl_racp_req_decode(const uint8_t *buf, size_t len, struct nl_racp_req *ret)
 	return 0;
 }
 
+/* req_op echoes the first byte of the write, whatever it was (a bad CRC
+ * is answered INVALID_OPERAND before the opcode is looked at). */
 static int rsp_code_check(uint8_t req_op, uint8_t code)
 {
+	(void)req_op;
 	if (code < NL_RACP_SUCCESS || code >= NL_RACP_CODE_END)
-		return -ERANGE;
-	/* An unknown request opcode is echoed back with OP_NOT_SUPPORTED. */
-	if (!req_op_known(req_op) && code != NL_RACP_OP_NOT_SUPPORTED)
 		return -ERANGE;
 	return 0;
 }

@@ -56,7 +56,7 @@ static int session_start_check(const struct nl_rec_session_start *s)
 
 static int session_end_check(const struct nl_rec_session_end *s)
 {
-	unsigned prev = NL_ZONE_NONE;
+	int prev = -1; /* zone 0 totals the runs with no zone selected */
 
 	if (s->reason < NL_SESSION_END_STOPPED || s->reason >= NL_SESSION_END_REASON_END)
 		return -ERANGE;
@@ -65,9 +65,9 @@ static int session_end_check(const struct nl_rec_session_end *s)
 	for (unsigned i = 0; i < s->zone_count; i++) {
 		const struct nl_rec_zone_total *z = &s->zones[i];
 
-		if (!nl_zone_valid(z->zone) || z->zone <= prev)
+		if (!zone_or_none_ok(z->zone) || (int)z->zone <= prev)
 			return -ERANGE;
-		if (!depth_ok(z->depth_max_um) || 0)
+		if (!depth_ok(z->depth_max_um) || !depth_ok(z->depth_mean_um))
 			return -ERANGE;
 		prev = z->zone;
 	}
@@ -95,8 +95,8 @@ static int cartridge_check(const struct nl_rec_cartridge *c)
 		return -ERANGE;
 	if (c->reject_reason >= NL_REJECT_END)
 		return -ERANGE;
-	/* A rejection names its reason; nothing else carries one. */
-	if ((c->event == NL_CARTRIDGE_EVENT_REJECTED) != (c->reject_reason != NL_REJECT_NONE))
+	/* Only a rejection carries a reason. */
+	if (c->event != NL_CARTRIDGE_EVENT_REJECTED && c->reject_reason != NL_REJECT_NONE)
 		return -ERANGE;
 	if (nl_lot_check(c->lot) < 0)
 		return -ERANGE;
@@ -404,6 +404,9 @@ static int get_body(struct nl_rd *rd, struct nl_record *r)
 	return e;
 }
 
+/* Accepts record types of later minor versions: a collector stores such a
+ * record raw and still needs its header for continuity and acknowledgement
+ * (docs/protocol.md 11.3). Type 0 is never a record. */
 int nl_record_peek_header(const uint8_t *buf, size_t len, struct nl_record_header *ret)
 {
 	struct nl_record_header h;
@@ -415,9 +418,10 @@ int nl_record_peek_header(const uint8_t *buf, size_t len, struct nl_record_heade
 	get_header(&rd, &h);
 	if (rd.err)
 		return -ENODATA;
-	e = header_check(&h);
-	if (e < 0)
-		return e;
+	if (h.type == 0)
+		return -ENOMSG;
+	if (h.seq == 0)
+		return -ERANGE;
 	*ret = h;
 	return 0;
 }

@@ -2,13 +2,14 @@
 /*
  * Unit test of gateway/src/payload.c.
  *
- *   test-payload GOLDEN_DIR SAMPLE_DIR
+ *   test-payload GOLDEN_DIR SAMPLE_DIR API_DOC
  *
  * Builds every payload kind from protocol structs (records pass through
  * nl_record_encode/nl_record_decode first, so they are what the decoder
  * really hands the gateway), compares some records with golden JSON, runs
- * the request parser over valid and malformed commands, and writes every
- * payload to SAMPLE_DIR for validate.py to check against docs/schemas.
+ * the request parser over valid and malformed commands and over the request
+ * examples of API_DOC (docs/mqtt-api.md), and writes every payload to
+ * SAMPLE_DIR for validate.py to check against docs/schemas.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -465,6 +466,11 @@ static void test_state(void)
 	CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "store"), "fill_pct")->valuedouble ==
 	      2.2);
 	sample("pen-state--full", j);
+	in.model = "NL\xff\x01Pen";
+	CHECK_EQ_INT(nl_payload_pen_state(&in, &j), 0);
+	CHECK_EQ_STR(cJSON_GetObjectItem(j, "model")->valuestring, "NL??Pen");
+	cJSON_Delete(j);
+	in.model = "NL-Pen 2";
 	CHECK_EQ_INT(nl_payload_pen_state(&empty, &j), 0);
 	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "features")));
 	sample("pen-state--empty", j);
@@ -536,6 +542,8 @@ static void test_gateway(void)
 	CHECK_EQ_INT(nl_payload_gateway_info(&gi, &j), 0);
 	CHECK_EQ_STR(cJSON_GetObjectItem(j, "config_hash")->valuestring, "deadbeef");
 	sample("gateway-info--bluez", j);
+	gi.adapter_address = "00:1a:7d:da:71:13";
+	CHECK_EQ_INT(nl_payload_gateway_info(&gi, &j), -EINVAL);
 	gi.transport = NL_PAYLOAD_TRANSPORT_SIM;
 	gi.bluez_version = gi.adapter = gi.adapter_address = NULL;
 	CHECK_EQ_INT(nl_payload_gateway_info(&gi, &j), 0);
@@ -627,24 +635,55 @@ static void test_responses(void)
 	};
 	struct nl_payload_response r = { .serial = "NL-0001", .op = "set_time",
 					 .transaction = "t-1", .at_ms = T_UNIX_MS };
-	cJSON *j, *res, *lim;
+	cJSON *j, *res;
 	char hash[9];
 
-	res = cJSON_CreateObject();
-	cJSON_AddNumberToObject(res, "previous_pen_s", 100);
-	cJSON_AddStringToObject(res, "pen_time", "2026-11-24T10:00:00.000Z");
+	CHECK_EQ_INT(nl_payload_result_set_time(100, T_UNIX_MS, &res), 0);
 	r.result = res;
 	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
 	sample("response--ok", j);
 
+	/* Every op's ok result against the schema. */
+	r.op = "lock";
+	CHECK_EQ_INT(nl_payload_result_locked(true, &r.result), 0);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_lock", j);
+	r.op = "unlock";
+	CHECK_EQ_INT(nl_payload_result_locked(false, &r.result), 0);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_unlock", j);
+	r.op = "set_zone";
+	CHECK_EQ_INT(nl_payload_result_zone(NL_ZONE_NONE, &r.result), -ERANGE);
+	CHECK_EQ_INT(nl_payload_result_zone(NL_ZONE_NOSE, &r.result), 0);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_set_zone", j);
+	r.op = "stop_session";
+	CHECK_EQ_INT(nl_payload_result_session(0, &r.result), -ERANGE);
+	CHECK_EQ_INT(nl_payload_result_session(3, &r.result), 0);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_stop_session", j);
+	r.op = "read_state";
+	{
+		struct nl_payload_pen_state_in in = { .serial = "NL-0001", .updated_ms = T_UNIX_MS,
+						      .battery_pct = 50 };
+		cJSON *st;
+
+		CHECK_EQ_INT(nl_payload_pen_state(&in, &st), 0);
+		CHECK_EQ_INT(nl_payload_result_state(st, &r.result), 0);
+	}
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_read_state", j);
+	/* A result that does not fit its op is caught by the schema. */
+	r.op = "set_zone";
+	CHECK_EQ_INT(nl_payload_result_locked(true, &r.result), 0);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("reject--response--set_zone_result", j);
+
 	r.op = "authorise";
 	r.status = NL_PAYLOAD_STATUS_APPLIED;
-	res = cJSON_CreateObject();
+	CHECK_EQ_INT(nl_payload_result_authorise(4, a.limits_hash, &a.set, &res), 0);
 	snprintf(hash, sizeof(hash), "%08x", a.limits_hash);
-	cJSON_AddStringToObject(res, "limits_hash", hash);
-	cJSON_AddNumberToObject(res, "session_id", 4);
-	CHECK_EQ_INT(nl_payload_limit_set(&a.set, &lim), 0);
-	cJSON_AddItemToObject(res, "limits", lim);
+	CHECK_EQ_STR(cJSON_GetObjectItem(res, "limits_hash")->valuestring, hash);
 	r.result = res;
 	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
 	sample("response--applied", j);
@@ -791,6 +830,9 @@ static const struct bad_case bad_auth[] = {
 	{ "authorise", "{" HDR "\"params\":{" AUTH_OK ",\"override\":{\"physician_id\":\"dr-2\","
 		       "\"reason\":\"\"}}}",
 	  -ERANGE, "params.override.reason", true },
+	{ "authorise", "{" HDR "\"params\":{" AUTH_OK ",\"override\":{\"physician_id\":\"dr-2\","
+		       "\"reason\":\"bad \xc3\x28 byte\"}}}",
+	  -ERANGE, "params.override.reason", false },
 	{ "authorise", "{" HDR "\"params\":{" AUTH_OK ",\"depth_mm\":2.0}}", -E2BIG,
 	  "params.depth_mm", true },
 	{ "authorise",
@@ -843,7 +885,7 @@ static void test_parser(void)
 		"\"role\":\"physician\"},\"skin_type\":\"V\",\"contraindications\":[\"keloid\","
 		"\"rosacea\"],\"zones\":[\"forehead\",\"cheeks\"],\"protocol\":{\"scar\":true,"
 		"\"body\":false},\"override\":{\"physician_id\":\"dr-2\",\"reason\":"
-		"\"scar protocol, reviewed\"}}}";
+		"\"scar protocol, reviewed \xc3\xa9\"}}}";
 	struct nl_payload_request r;
 	struct nl_payload_parse_error e;
 	struct {
@@ -873,6 +915,9 @@ static void test_parser(void)
 		CHECK_EQ_STR(r.transaction, "t-1");
 		snprintf(name, sizeof(name), "request-%s--%u", ok[i].op, i);
 		write_text(name, ok[i].json);
+		/* And against the envelope schema alone. */
+		snprintf(name, sizeof(name), "request--%u", i);
+		write_text(name, ok[i].json);
 	}
 	/* A JSON text with a trailing NUL inside len, and white space, is fine. */
 	CHECK_EQ_INT(nl_payload_parse_request("read_state", "{" HDR "\"params\":{}} \n",
@@ -895,7 +940,7 @@ static void test_parser(void)
 	CHECK_EQ_INT(r.u.authorise.zones[0], NL_ZONE_FOREHEAD);
 	CHECK_EQ_INT(r.u.authorise.zones[1], NL_ZONE_CHEEKS);
 	CHECK(r.u.authorise.has_override);
-	CHECK_EQ_STR(r.u.authorise.override_reason, "scar protocol, reviewed");
+	CHECK_EQ_STR(r.u.authorise.override_reason, "scar protocol, reviewed \xc3\xa9");
 	write_text("request-authorise--override", ok_auth);
 
 	rc = nl_payload_parse_request_ex("set_zone", "{" HDR "\"params\":{\"zone\":\"chin\"}}",
@@ -934,20 +979,64 @@ static void test_parser(void)
 		CHECK_EQ_INT(nl_payload_parse_request_ex("set_zone", "nope", 4, &r, &e), -EBADMSG);
 		CHECK_EQ_STR(e.transaction, "");
 		CHECK_EQ_STR(nl_payload_req_error_name(e.code), "malformed");
-		resp.transaction = NULL;
-		resp.error_code = "malformed";
+		resp.transaction = e.transaction; /* "" goes out as null */
+		resp.error_code = nl_payload_req_error_name(e.code);
 		resp.error_message = e.message;
-		resp.error_field = NULL;
+		resp.error_field = e.field;
 		CHECK_EQ_INT(nl_payload_response(&resp, &out), 0);
 		CHECK(cJSON_IsNull(cJSON_GetObjectItem(out, "transaction")));
+		CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(out, "error"), "field")));
 		sample("response--malformed", out);
 	}
 }
 
+/* Every request example in the API document must be accepted by the
+ * parser for the op its "<!-- schema: request-OP -->" line names. */
+static void test_doc_requests(const char *doc_path)
+{
+	static const char tag[] = "<!-- schema: request-";
+	char *doc = read_file(doc_path);
+	unsigned n = 0;
+
+	if (!doc) {
+		fprintf(stderr, "cannot read %s\n", doc_path);
+		failures++;
+		return;
+	}
+	for (char *p = strstr(doc, tag); p; p = strstr(p + 1, tag)) {
+		char op[32], err[200];
+		char *start, *end;
+		struct nl_payload_request r;
+		int rc;
+
+		if (sscanf(p + sizeof(tag) - 1, "%31[a-z_] -->", op) != 1)
+			continue;
+		start = strstr(p, "```json\n");
+		end = start ? strstr(start + 8, "\n```") : NULL;
+		if (!end) {
+			fprintf(stderr, "%s: request-%s example has no json block\n", doc_path, op);
+			failures++;
+			break;
+		}
+		start += 8;
+		rc = nl_payload_parse_request(op, start, (size_t)(end - start), &r, err, sizeof(err));
+		if (rc != 0) {
+			fprintf(stderr, "%s: request-%s example refused: %s\n", doc_path, op, err);
+			failures++;
+		}
+		n++;
+	}
+	if (n == 0) {
+		fprintf(stderr, "%s: no request examples found\n", doc_path);
+		failures++;
+	}
+	free(doc);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s GOLDEN_DIR SAMPLE_DIR\n", argv[0]);
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s GOLDEN_DIR SAMPLE_DIR API_DOC\n", argv[0]);
 		return 2;
 	}
 	golden_dir = argv[1];
@@ -980,6 +1069,7 @@ int main(int argc, char **argv)
 	test_session_alert();
 	test_responses();
 	test_parser();
+	test_doc_requests(argv[3]);
 	if (failures) {
 		fprintf(stderr, "test-payload: %d failure(s)\n", failures);
 		return 1;

@@ -392,6 +392,12 @@ static void test_cartridge_info(void)
 			none, needle_count, 0);
 		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, needle_count, 1);
 		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, uid[7], 1);
+		/* docs/protocol.md 3.4: with state NONE every other field is 0. */
+		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, lot[0], 'A');
+		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, expiry, 1);
+		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, needle_length_um, 1);
+		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, first_use, 1);
+		EDGE_BAD(nl_cartridge_info_encode, struct nl_cartridge_info, none, run_ms, 1);
 	}
 	EDGE_OK(nl_cartridge_info_encode, nl_cartridge_info_decode, struct nl_cartridge_info, cart_ref, needle_count, 1);
 	EDGE_OK(nl_cartridge_info_encode, nl_cartridge_info_decode, struct nl_cartridge_info, cart_ref, needle_count, 64);
@@ -586,16 +592,16 @@ static void test_active_limits(void)
 
 	CHECK_INT(check_decode_patched(g, n, 0, 3, 1, dec_active, true), -ERANGE);       /* source */
 	CHECK_INT(check_decode_patched(g, n, 1, 0x39B89421, 4, dec_active, true), -EBADMSG); /* hash */
-	CHECK_INT(check_decode_patched(g, n, 5, 3601, 4, dec_active, true), -ERANGE);    /* > lifetime */
-	CHECK_INT(check_decode_patched(g, n, 5, 3600, 4, dec_active, true), 0);
+	CHECK_INT(check_decode_patched(g, n, 5, 86401, 4, dec_active, true), -ERANGE);   /* remaining */
+	CHECK_INT(check_decode_patched(g, n, 5, 86400, 4, dec_active, true), 0); /* AUTHORISE's lifetime */
 	CHECK_INT(check_decode_patched(g, n, 0, 0, 1, dec_active, true), -ERANGE);       /* factory, 1800 */
 	CHECK_INT(check_decode_patched(g, n, 9, 2, 1, dec_active, true), -ERANGE);       /* set format */
 	CHECK_INT(check_decode_patched(g, n, 23, 17, 1, dec_active, true), -ERANGE);     /* zone_count */
 
 	EDGE_BAD(nl_active_limits_encode, struct nl_active_limits, ref, limits_hash, 0);
 	EDGE_BAD(nl_active_limits_encode, struct nl_active_limits, ref, source, NL_LIMIT_SOURCE_COUNT);
-	EDGE_BAD(nl_active_limits_encode, struct nl_active_limits, ref, remaining_s, 3601);
-	EDGE_OK(nl_active_limits_encode, nl_active_limits_decode, struct nl_active_limits, ref, remaining_s, 3600);
+	EDGE_BAD(nl_active_limits_encode, struct nl_active_limits, ref, remaining_s, 86401);
+	EDGE_OK(nl_active_limits_encode, nl_active_limits_decode, struct nl_active_limits, ref, remaining_s, 86400);
 	EDGE_OK(nl_active_limits_encode, nl_active_limits_decode, struct nl_active_limits, ref, remaining_s, 0);
 	{
 		struct nl_active_limits f = ref;
@@ -625,8 +631,62 @@ static void test_crc_helpers(void)
 	CHECK_INT(nl_pdu_check_crc(b, 3), -EBADMSG);
 }
 
+
+/* ---- Worked examples of docs/protocol.md (3.1, 7.3, 7.5) ---------------
+ * Copied from the spec as a second, independent source of vectors. */
+
+static const uint8_t spec_feature[] = {
+	0x01, 0x00, 0x1F, 0x00, 0xFA, 0x00, 0xC4, 0x09, 0xFA, 0x00, 0x64, 0x00,
+	0x96, 0x00, 0xE8, 0x03, 0xDE, 0xC0, 0x17, 0x5A, 0x05, 0xA5, 0xED,
+};
+static const uint8_t spec_lset[] = {
+	0x01, 0x00, 0xC0, 0xA8, 0x00, 0x00, 0xE8, 0x03, 0xDC, 0x05, 0x60, 0x09, 0x03, 0x05, 0x03,
+	0x03, 0xF4, 0x01, 0x03, 0x05, 0x05, 0xDC, 0x05, 0x03, 0x05, 0x0B, 0xD0, 0x07, 0x00, 0x00,
+};
+static const uint8_t spec_active[] = {
+	0x01, 0xAC, 0x23, 0x9C, 0xCA, 0x5C, 0xA8, 0x00, 0x00,
+	0x01, 0x00, 0xC0, 0xA8, 0x00, 0x00, 0xE8, 0x03, 0xDC, 0x05, 0x60, 0x09, 0x03, 0x05, 0x03,
+	0x03, 0xF4, 0x01, 0x03, 0x05, 0x05, 0xDC, 0x05, 0x03, 0x05, 0x0B, 0xD0, 0x07, 0x00, 0x00,
+	0x06, 0x9C,
+};
+
+static void test_spec_examples(void)
+{
+	struct nl_feature f;
+	struct nl_limit_set l;
+	struct nl_active_limits a;
+	uint32_t h = 0;
+
+	CHECK_INT(nl_feature_decode(spec_feature, LEN(spec_feature), &f), 0);
+	CHECK_INT(f.flags, NL_FEAT_ALL);
+	CHECK_INT(f.store_epoch, 0x5A17C0DE);
+	CHECK_INT(f.live_rate_hz, 5);
+	check_reencode("spec feature", spec_feature, LEN(spec_feature), dec_feature, enc_feature,
+		       spec_feature, LEN(spec_feature));
+
+	CHECK_INT(nl_limit_set_decode(spec_lset, LEN(spec_lset), &l), 0);
+	CHECK_INT(l.lifetime_s, 43200);
+	CHECK_INT(l.zone_count, 3);
+	CHECK_INT(l.zones[2].zone, NL_ZONE_SCAR);
+	CHECK_INT(l.zones[2].depth_cap_um, 2000);
+	CHECK_INT(nl_limit_set_hash(&l, &h), 0);
+	CHECK_INT(h, 0xCA9C23ACu);
+	CHECK_INT(nl_fnv1a32(spec_lset, LEN(spec_lset)), 0xCA9C23ACu);
+	CHECK_INT(nl_limit_set_zone_cap(&l, NL_ZONE_SCAR), 2000);
+	CHECK_INT(nl_limit_set_zone_cap(&l, NL_ZONE_NOSE), 1000);
+
+	CHECK_INT(nl_active_limits_decode(spec_active, LEN(spec_active), &a), 0);
+	CHECK_INT(a.source, NL_LIMIT_SOURCE_SESSION);
+	CHECK_INT(a.limits_hash, 0xCA9C23ACu);
+	CHECK_INT(a.remaining_s, 43100);
+	CHECK_INT(a.set.zone_count, 3);
+	check_reencode("spec active", spec_active, LEN(spec_active), dec_active, enc_active,
+		       spec_active, LEN(spec_active));
+}
+
 int main(void)
 {
+	test_spec_examples();
 	test_feature();
 	test_live();
 	test_pen_status();

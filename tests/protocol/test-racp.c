@@ -147,7 +147,7 @@ static void test_responses(void)
 	CHECK_INT(check_decode_patched(gold_num_rsp, 8, 0, 0x07, 1, dec_rsp, true), -ENOMSG);
 	CHECK_INT(check_decode_patched(gold_num_rsp, 8, 1, 0x01, 1, dec_rsp, true), -ERANGE);  /* operator */
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 1, 0x01, 1, dec_rsp, true), -ERANGE);
-	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x05, 1, dec_rsp, true), -ERANGE); /* req op */
+	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x00, 1, dec_rsp, true), 0); /* echoed as written */
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 3, 0x00, 1, dec_rsp, true), -ERANGE); /* code */
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 3, 0x0A, 1, dec_rsp, true), -ERANGE);
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x0277, 2, dec_rsp, true), 0);     /* unknown op echoed */
@@ -161,8 +161,8 @@ static void test_responses(void)
 		x.code = NL_RACP_CODE_END;
 		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ERANGE);
 		x.code = NL_RACP_SUCCESS;
-		x.req_op = NL_RACP_RESPONSE_CODE;
-		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ERANGE);
+		x.req_op = NL_RACP_RESPONSE_CODE; /* a response opcode written by mistake */
+		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), 6);
 		x.op = NL_RACP_REPORT;
 		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ENOMSG);
 		x = num;

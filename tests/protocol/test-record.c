@@ -76,9 +76,20 @@ static void check_record_gold(const char *what, const uint8_t *g, size_t n,
 		CHECK_INT(nl_record_decode(b, n, &r), 0);
 		CHECK_INT(r.hdr.flags, NL_REC_ALL);
 		CHECK_INT(nl_record_peek_header(b, n, &h), 0);
+		/* A later minor version's type: not decodable, but its header
+		 * is (docs/protocol.md 11.3). Type 0 is never a record. */
 		b[0] = 9;
 		check_with_crc(b, n - 2);
+		CHECK_INT(nl_record_decode(b, n, &r), -ENOMSG);
+		CHECK_INT(nl_record_peek_header(b, n, &h), 0);
+		CHECK_INT(h.type, 9);
+		b[0] = 0;
+		check_with_crc(b, n - 2);
 		CHECK_INT(nl_record_peek_header(b, n, &h), -ENOMSG);
+		b[0] = g[0];
+		b[2] = b[3] = b[4] = b[5] = 0;
+		check_with_crc(b, n - 2);
+		CHECK_INT(nl_record_peek_header(b, n, &h), -ERANGE);
 	}
 	{
 		struct nl_record x = *ref;
@@ -234,13 +245,13 @@ static void test_session_end(void)
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF, 7, 1, dec_rec, true), -ERANGE);
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 13, 17, 1, dec_rec, true), -ERANGE); /* count */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 13, 4, 1, dec_rec, true), -ENODATA);
-	CHECK_INT(check_decode_patched(g, n, z0, 0, 1, dec_rec, true), -ERANGE);            /* zone 0 */
+	CHECK_INT(check_decode_patched(g, n, z0, 0, 1, dec_rec, true), 0);                  /* zone 0: no zone */
 	CHECK_INT(check_decode_patched(g, n, z0 + 30, 16, 1, dec_rec, true), -ERANGE);      /* zone 16 */
 	CHECK_INT(check_decode_patched(g, n, z0 + 15, 3, 1, dec_rec, true), -ERANGE);       /* duplicate */
 	CHECK_INT(check_decode_patched(g, n, z0 + 30, 4, 1, dec_rec, true), -ERANGE);
 	CHECK_INT(check_decode_patched(g, n, z0, 6, 1, dec_rec, true), -ERANGE);            /* unsorted */
 	CHECK_INT(check_decode_patched(g, n, z0 + 3, 3001, 2, dec_rec, true), -ERANGE);     /* max */
-	CHECK_INT(check_decode_patched(g, n, z0 + 5, 501, 2, dec_rec, true), -ERANGE);      /* mean > max */
+	CHECK_INT(check_decode_patched(g, n, z0 + 5, 3001, 2, dec_rec, true), -ERANGE);     /* mean */
 	/* Fewer zones than bytes: the rest is a newer version's, ignored. */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 13, 2, 1, dec_rec, true), 0);
 
@@ -251,21 +262,23 @@ static void test_session_end(void)
 	REC_BAD(ref, u.session_end.zone_count, NL_SESSION_ZONES_MAX + 1);
 	REC_OK(ref, u.session_end.zones[2].depth_max_um, 3000);
 	REC_BAD(ref, u.session_end.zones[2].depth_max_um, 3001);
-	REC_OK(ref, u.session_end.zones[2].depth_mean_um, 1500);
-	REC_BAD(ref, u.session_end.zones[2].depth_mean_um, 1501);
+	REC_OK(ref, u.session_end.zones[2].depth_mean_um, 3000);
+	REC_BAD(ref, u.session_end.zones[2].depth_mean_um, 3001);
+	REC_OK(ref, u.session_end.zones[0].zone, NL_ZONE_NONE);
 	REC_OK(ref, u.session_end.zones[2].zone, NL_ZONE_UPPER_LIP);
 	REC_BAD(ref, u.session_end.zones[2].zone, NL_ZONE_COUNT);
 	REC_BAD(ref, u.session_end.zones[1].zone, NL_ZONE_PERIORBITAL);
-	/* The largest SESSION_END: every zone once. */
+	/* The largest SESSION_END: zone 0 (no zone selected) and every zone. */
 	{
 		struct nl_record x = ref, y;
 
-		x.u.session_end.zone_count = 15;
-		for (unsigned i = 0; i < 15; i++)
-			x.u.session_end.zones[i] = (struct nl_rec_zone_total){ (uint8_t)(i + 1), 1, 3000, 3000, 1, 1 };
+		x.u.session_end.zone_count = 16;
+		for (unsigned i = 0; i < 16; i++)
+			x.u.session_end.zones[i] = (struct nl_rec_zone_total){ (uint8_t)i, 1, 3000, 3000, 1, 1 };
 		CHECK_INT(roundtrip(&x, &y), 0);
-		CHECK_INT(y.u.session_end.zone_count, 15);
-		CHECK_INT(y.u.session_end.zones[14].zone, 15);
+		CHECK_INT(y.u.session_end.zone_count, 16);
+		CHECK_INT(y.u.session_end.zones[0].zone, 0);
+		CHECK_INT(y.u.session_end.zones[15].zone, 15);
 	}
 }
 
@@ -389,14 +402,14 @@ static void test_cartridge(void)
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF, 4, 1, dec_rec, true), -ERANGE);
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF, 1, 1, dec_rec, true), -ERANGE);        /* reason, not rejected */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 1, 5, 1, dec_rec, true), -ERANGE);    /* reason */
-	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 1, 0, 1, dec_rec, true), -ERANGE);    /* rejected, no reason */
+	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 1, 0, 1, dec_rec, true), 0);          /* rejected, reason none */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 10, 0x01, 1, dec_rec, true), -ERANGE);/* lot */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 17, 'Z', 1, dec_rec, true), -ERANGE); /* padding */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 22, 65, 1, dec_rec, true), -ERANGE);  /* needles */
 	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 23, 3001, 2, dec_rec, true), -ERANGE);/* length */
 	REC_OK(ref, u.cartridge.reject_reason, NL_REJECT_NEEDLE_TOO_SHORT);
 	REC_BAD(ref, u.cartridge.reject_reason, NL_REJECT_END);
-	REC_BAD(ref, u.cartridge.reject_reason, NL_REJECT_NONE);
+	REC_OK(ref, u.cartridge.reject_reason, NL_REJECT_NONE);
 	REC_OK(ref, u.cartridge.needle_count, 64);
 	REC_OK(ref, u.cartridge.needle_count, 0); /* unreadable cartridge */
 	REC_BAD(ref, u.cartridge.needle_count, 65);

@@ -32,7 +32,7 @@ static int m_append(void *ctx, unsigned region, const uint8_t *buf, size_t len)
 
 	if (m->cut)
 		return -EIO;
-	if (m->len[region] + len > MEM_REGION_MAX)
+	if (m->len[region] + len > m->region_max)
 		return -ENOSPC;
 	if (m->budget >= 0 && (long long)len > m->budget) {
 		n = (size_t)m->budget;
@@ -89,9 +89,15 @@ static void m_log(void *ctx, enum sim_log_level level, const char *line)
 
 void mem_platform_init(struct mem_platform *m)
 {
+	mem_platform_init_size(m, MEM_REGION_MAX);
+}
+
+void mem_platform_init_size(struct mem_platform *m, size_t region_max)
+{
 	memset(m, 0, sizeof(*m));
+	m->region_max = region_max;
 	for (unsigned i = 0; i < SIM_STORAGE_REGIONS; i++) {
-		m->region[i] = calloc(1, MEM_REGION_MAX);
+		m->region[i] = calloc(1, region_max);
 		CHECK(m->region[i]);
 	}
 	m->budget = -1;

@@ -37,6 +37,7 @@ struct mem_platform {
 	struct sim_platform plat;
 	uint64_t now;
 	uint8_t *region[SIM_STORAGE_REGIONS];
+	size_t region_max;
 	size_t len[SIM_STORAGE_REGIONS];
 	long long budget;   /* bytes (an erase counts 1) until the power cut; < 0: none */
 	bool cut;
@@ -47,6 +48,8 @@ struct mem_platform {
 };
 
 void mem_platform_init(struct mem_platform *m);
+/* With regions of region_max bytes (mem_platform_init: MEM_REGION_MAX). */
+void mem_platform_init_size(struct mem_platform *m, size_t region_max);
 void mem_platform_free(struct mem_platform *m);
 /* Power is back: the flash works again, nothing cut. */
 void mem_platform_restore(struct mem_platform *m);

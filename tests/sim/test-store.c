@@ -16,6 +16,7 @@
 #define CAP 12
 #define REGION 768 /* small: compaction runs several times per script */
 #define SCRIPT_RECORDS 40
+#define FLASH 4096 /* bytes of each RAM flash region (>= REGION) */
 #define SEQ_MAX 128
 
 struct truth {
@@ -263,7 +264,7 @@ static void test_power_cut_everywhere(void)
 	unsigned long long total;
 	long long k;
 
-	mem_platform_init(&m);
+	mem_platform_init_size(&m, FLASH);
 	run_script(&m, &full);
 	CHECK_EQ(full.issued_max, SCRIPT_RECORDS);
 	CHECK(full.acked > 0);
@@ -274,7 +275,7 @@ static void test_power_cut_everywhere(void)
 	fprintf(stderr, "script writes %llu bytes (+%u erases); cutting at each\n", total, m.erases);
 
 	for (k = 0; k <= (long long)total; k++) {
-		mem_platform_init(&m);
+		mem_platform_init_size(&m, FLASH);
 		m.budget = k;
 		run_script(&m, &t);
 		check_recovered(&m, &t, k);
@@ -283,7 +284,7 @@ static void test_power_cut_everywhere(void)
 			struct mem_platform m2 = m;
 
 			for (unsigned g = 0; g < SIM_STORAGE_REGIONS; g++) {
-				m2.region[g] = malloc(MEM_REGION_MAX);
+				m2.region[g] = malloc(FLASH);
 				CHECK(m2.region[g]);
 				memcpy(m2.region[g], m.region[g], m.len[g]);
 			}

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "needlelink/cp.h"
 #include "needlelink/pdu.h"
 #include "needlelink/record.h"
 #include "sim/gatt.h"
@@ -135,6 +136,11 @@ void sim_pen_clock_jump(struct sim_pen *p, int32_t delta_s);
 /* A fault; CRITICAL puts the pen in the fault state until a power cycle. */
 int sim_pen_fault(struct sim_pen *p, enum nl_fault_code code, enum nl_fault_severity sev,
 		  uint32_t detail);
+
+/* The pen's service port: applies a Pen CP request exactly as if the
+ * gateway had written it (bench use and standalone scenarios without a
+ * gateway). Returns the enum nl_cp_result; *ret_value as in the response. */
+int sim_pen_service_cp(struct sim_pen *p, const struct nl_cp_req *req, uint32_t *ret_value);
 
 void sim_pen_get_info(const struct sim_pen *p, struct sim_pen_info *ret);
 const struct sim_pen_config *sim_pen_config(const struct sim_pen *p);

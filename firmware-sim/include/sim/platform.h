@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nl_record;
+
 #define SIM_STORAGE_REGIONS 2
 
 enum sim_log_level {
@@ -42,6 +44,8 @@ struct sim_platform {
 	uint32_t (*random_u32)(void *ctx);
 	/* One finished line, no newline. May be NULL. */
 	void (*log)(void *ctx, enum sim_log_level level, const char *line);
+	/* A record was stored (statistics, traces). May be NULL. */
+	void (*record)(void *ctx, const struct nl_record *r);
 };
 
 #endif

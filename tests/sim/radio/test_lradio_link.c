@@ -847,8 +847,15 @@ static void t_range(void)
 	CHECK(!file_exists(lradio_server_path(p->srv), S_IFSOCK));
 	CHECK(!file_exists(adv_path, S_IFREG));
 	CHECK_EQ(p->rops->notify(p->srv, SIM_CHR_LIVE_STATUS, (const uint8_t *)"x", 1), -ENOTCONN);
+	/* The client has not noticed yet: its send fails, but the request call
+	 * itself never calls back; the loop ends the link. */
+	memset(&r, 0, sizeof(r));
+	CHECK(lradio_client_read(c, H(SIM_CHR_DIS_MODEL), read_cb, &r, NULL) > 0);
+	CHECK(!r.done);
 	RUN_UNTIL(drec.count == 1);
 	CHECK_EQ(drec.reason, -ECONNRESET);
+	CHECK(r.done);
+	CHECK_EQ(r.err, -ECONNABORTED);
 	RUN_UNTIL(p->n_disconnected == 1);
 	CHECK_EQ(try_connect(c, p, &r), -ENOENT);
 
@@ -895,6 +902,21 @@ static void t_second_central(void)
 
 	do_read(a, H(SIM_CHR_BATTERY_LEVEL), &r);
 	CHECK_EQ(try_connect(b, p, &r), -EBUSY);
+	/* A second simulated pen with the same serial cannot take the socket. */
+	struct lradio_server *dup = NULL;
+	struct fpen other;
+	struct lradio_adv adv;
+	memset(&other, 0, sizeof(other));
+	memset(&adv, 0, sizeof(adv));
+	snprintf(adv.serial, sizeof(adv.serial), "SIM009");
+	snprintf(adv.service_uuid, sizeof(adv.service_uuid), "%s", NL_UUID_SERVICE);
+	snprintf(adv.kind, sizeof(adv.kind), "pen");
+	CHECK_EQ(lradio_server_new(ev, dir, &adv, &fp_ops, &other, &dup), -EADDRINUSE);
+	CHECK(dup == NULL);
+	char adv_path[PATH_MAX + 64];
+	snprintf(adv_path, sizeof(adv_path), "%s/SIM009.adv", dir);
+	CHECK(file_exists(adv_path, S_IFREG)); /* the live pen's files untouched */
+	CHECK(file_exists(lradio_server_path(p->srv), S_IFSOCK));
 	CHECK(!lradio_client_connected(b));
 	do_read(a, H(SIM_CHR_BATTERY_LEVEL), &r);
 	CHECK_EQ(r.err, 0);
@@ -1059,6 +1081,199 @@ static void t_cancel(void)
 	pen_free(p);
 }
 
+static void t_default_dir(void)
+{
+	char buf[PATH_MAX], want[PATH_MAX];
+
+	setenv("NEEDLELINK_SIM_DIR", "/x/sim", 1);
+	setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+	CHECK_EQ(lradio_default_dir(buf, sizeof(buf)), 6);
+	CHECK(strcmp(buf, "/x/sim") == 0);
+	setenv("NEEDLELINK_SIM_DIR", "", 1);
+	CHECK(lradio_default_dir(buf, sizeof(buf)) > 0);
+	CHECK(strcmp(buf, "/run/user/7/needlelink-sim") == 0);
+	unsetenv("NEEDLELINK_SIM_DIR");
+	unsetenv("XDG_RUNTIME_DIR");
+	CHECK(lradio_default_dir(buf, sizeof(buf)) > 0);
+	snprintf(want, sizeof(want), "/tmp/needlelink-sim-%u", (unsigned)getuid());
+	CHECK(strcmp(buf, want) == 0);
+	CHECK_EQ(lradio_default_dir(buf, 5), -ENAMETOOLONG);
+
+	/* A serial that could escape the directory is refused. */
+	struct lradio_adv adv;
+	struct lradio_server *s = NULL;
+	memset(&adv, 0, sizeof(adv));
+	snprintf(adv.serial, sizeof(adv.serial), "../evil");
+	snprintf(adv.service_uuid, sizeof(adv.service_uuid), "%s", NL_UUID_SERVICE);
+	snprintf(adv.kind, sizeof(adv.kind), "pen");
+	CHECK_EQ(lradio_server_new(ev, dir, &adv, &fp_ops, NULL, &s), -EINVAL);
+	CHECK(s == NULL);
+}
+
+/* A raw pen: the test plays the server to check the client's side. */
+static int raw_listen(char *path, size_t size)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	CHECK(fd >= 0);
+	snprintf(path, size, "%s/RAW.sock", dir);
+	CHECK(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(listen(fd, 4) == 0);
+	return fd;
+}
+
+static int raw_accept(int lfd)
+{
+	sd_event_source *src = NULL;
+	bool readable = false;
+	CHECK(sd_event_add_io(ev, &src, lfd, EPOLLIN, readable_cb, &readable) >= 0);
+	RUN_UNTIL(readable);
+	sd_event_source_disable_unref(src);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	CHECK(fd >= 0);
+	return fd;
+}
+
+static int raw_pen_hello(int lfd, struct lradio_client *c, const char *path, uint8_t version)
+{
+	uint8_t buf[LRADIO_FRAME_MAX];
+	struct lradio_hello h = {.version = 1, .max_mtu = 517};
+	snprintf(h.adv.serial, sizeof(h.adv.serial), "RAW");
+	snprintf(h.adv.service_uuid, sizeof(h.adv.service_uuid), "%s", NL_UUID_SERVICE);
+	snprintf(h.adv.kind, sizeof(h.adv.kind), "pen");
+	struct result r;
+	memset(&r, 0, sizeof(r));
+	CHECK_EQ(lradio_client_connect(c, path, connect_cb, &r, NULL), 0);
+	int fd = raw_accept(lfd);
+	int n = lradio_enc_hello(buf, sizeof(buf), &h);
+	buf[LRADIO_HDR_LEN] = version;
+	raw_send(fd, buf, n);
+	RUN_UNTIL(r.done);
+	CHECK_EQ(r.err, version == LRADIO_WIRE_VERSION ? 0 : -EPROTO);
+	return fd;
+}
+
+static void t_client_protocol(void)
+{
+	char path[PATH_MAX + 64];
+	uint8_t buf[LRADIO_FRAME_MAX + 16];
+	struct lradio_frame f;
+	struct result r;
+	int lfd = raw_listen(path, sizeof(path));
+	struct lradio_client *c = client_new();
+	int fd;
+
+	/* No HELLO: the connect times out. */
+	lradio_client_set_timeout(c, 200 * 1000);
+	memset(&r, 0, sizeof(r));
+	CHECK_EQ(lradio_client_connect(c, path, connect_cb, &r, NULL), 0);
+	CHECK_EQ(lradio_client_connect(c, path, connect_cb, &r, NULL), -EISCONN);
+	fd = raw_accept(lfd);
+	RUN_UNTIL(r.done);
+	CHECK_EQ(r.err, -ETIMEDOUT);
+	CHECK_EQ(drec.count, 0); /* a failed connect is not a disconnect */
+	close(fd);
+	lradio_client_set_timeout(c, LRADIO_CLIENT_TIMEOUT_USEC);
+
+	/* Giving up while connecting: the connect completes with -ECANCELED. */
+	memset(&r, 0, sizeof(r));
+	n_destroyed = 0;
+	CHECK_EQ(lradio_client_connect(c, path, connect_cb, &r, on_destroy), 0);
+	fd = raw_accept(lfd);
+	lradio_client_disconnect(c);
+	CHECK(r.done);
+	CHECK_EQ(r.err, -ECANCELED);
+	CHECK_EQ(n_destroyed, 1);
+	raw_expect_disconnect(fd, LRADIO_REASON_USER);
+	close(fd);
+
+	/* An unknown wire version is refused. */
+	fd = raw_pen_hello(lfd, c, path, 9);
+	CHECK(!lradio_client_connected(c));
+	close(fd);
+
+	/* A response with another id than the outstanding request's. */
+	fd = raw_pen_hello(lfd, c, path, LRADIO_WIRE_VERSION);
+	memset(&r, 0, sizeof(r));
+	CHECK(lradio_client_read(c, 0x0003, read_cb, &r, NULL) > 0);
+	f = raw_expect(fd, buf, sizeof(buf), LRADIO_T_READ_REQ);
+	raw_send(fd, buf, lradio_enc_read_rsp(buf, sizeof(buf), (uint16_t)(f.id + 1), 0, NULL, 0));
+	RUN_UNTIL(r.done);
+	CHECK_EQ(r.err, -ECONNABORTED);
+	CHECK_EQ(drec.count, 1);
+	CHECK_EQ(drec.reason, -EPROTO);
+	close(fd);
+
+	/* The right id but another type of response. */
+	fd = raw_pen_hello(lfd, c, path, LRADIO_WIRE_VERSION);
+	memset(&r, 0, sizeof(r));
+	CHECK(lradio_client_read(c, 0x0003, read_cb, &r, NULL) > 0);
+	f = raw_expect(fd, buf, sizeof(buf), LRADIO_T_READ_REQ);
+	raw_send(fd, buf, lradio_enc_status_rsp(buf, sizeof(buf), LRADIO_T_WRITE_RSP, f.id, 0));
+	RUN_UNTIL(drec.count == 2);
+	CHECK_EQ(drec.reason, -EPROTO);
+	CHECK_EQ(r.err, -ECONNABORTED);
+	close(fd);
+
+	/* Indications are confirmed with their handle after the handler; a
+	 * response nobody asked for breaks the link. */
+	fd = raw_pen_hello(lfd, c, path, LRADIO_WIRE_VERSION);
+	raw_send(fd, buf, lradio_enc_value(buf, sizeof(buf), LRADIO_T_INDICATE, 0x0B,
+	                                   (const uint8_t *)"i", 1));
+	f = raw_expect(fd, buf, sizeof(buf), LRADIO_T_CONFIRM);
+	CHECK_EQ(f.id, 0x0B);
+	CHECK_EQ(vrec.n, 1);
+	CHECK(vrec.ev[0].ind);
+	raw_send(fd, buf, lradio_enc_mtu(buf, sizeof(buf), LRADIO_T_MTU_RSP, 1, 100));
+	RUN_UNTIL(drec.count == 3);
+	CHECK_EQ(drec.reason, -EPROTO);
+	close(fd);
+
+	/* An oversized datagram breaks the link. */
+	fd = raw_pen_hello(lfd, c, path, LRADIO_WIRE_VERSION);
+	memset(buf, 0, sizeof(buf));
+	buf[0] = LRADIO_T_NOTIFY;
+	buf[1] = 3;
+	raw_send(fd, buf, LRADIO_FRAME_MAX + 1);
+	RUN_UNTIL(drec.count == 4);
+	CHECK_EQ(drec.reason, -EPROTO);
+	CHECK_EQ(vrec.n, 1);
+	close(fd);
+
+	/* A discovery spread over frames, then DISCONNECT from the pen. */
+	fd = raw_pen_hello(lfd, c, path, LRADIO_WIRE_VERSION);
+	memset(&r, 0, sizeof(r));
+	CHECK(lradio_client_discover(c, discover_cb, &r, NULL) > 0);
+	f = raw_expect(fd, buf, sizeof(buf), LRADIO_T_DISCOVER_REQ);
+	uint16_t id = f.id;
+	struct lradio_attr a = {.kind = LRADIO_ATTR_SERVICE, .handle = 1};
+	CHECK_EQ(lradio_uuid_parse(NL_UUID_SERVICE, a.uuid), 0);
+	raw_send(fd, buf, lradio_enc_discover_rsp(buf, sizeof(buf), id, true, &a, 1));
+	a.kind = LRADIO_ATTR_CHARACTERISTIC;
+	a.handle = 3;
+	a.props = LRADIO_PROP_READ;
+	CHECK_EQ(lradio_uuid_parse(NL_UUID_FEATURE, a.uuid), 0);
+	raw_send(fd, buf, lradio_enc_discover_rsp(buf, sizeof(buf), id, true, &a, 1));
+	raw_send(fd, buf, lradio_enc_discover_rsp(buf, sizeof(buf), id, false, NULL, 0));
+	RUN_UNTIL(r.done);
+	CHECK_EQ(r.err, 0);
+	CHECK_EQ(r.n_services, 1);
+	CHECK_EQ(r.n_chars, 1);
+	uint16_t handle = 0;
+	CHECK_EQ(lradio_client_find_handle(c, NL_UUID_FEATURE, &handle), 0);
+	CHECK_EQ(handle, 3);
+	raw_send(fd, buf, lradio_enc_disconnect(buf, sizeof(buf), LRADIO_REASON_USER));
+	RUN_UNTIL(drec.count == 5);
+	CHECK_EQ(drec.reason, -ESHUTDOWN);
+	close(fd);
+
+	lradio_client_free(c);
+	close(lfd);
+	unlink(path);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int deadline_cb(sd_event_source *s, uint64_t usec, void *ud)
@@ -1105,6 +1320,8 @@ static const struct {
 	{"protocol-errors", t_protocol_errors},
 	{"insecure", t_insecure},
 	{"cancel", t_cancel},
+	{"default-dir", t_default_dir},
+	{"client-protocol", t_client_protocol},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * needlelink-sim: simulated NeedleLink pens on the local radio, driven by
+ * scenario files. See firmware-sim/README.md.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "host-platform.h"
+#include "lradio.h"
+#include "runner.h"
+#include "scenario.h"
+
+#define TICK_USEC 20000ull /* wall time between pen ticks */
+
+struct app {
+	sd_event *ev;
+	struct host_clock clock;
+	struct runner **pens;
+	unsigned npens;
+	double duration_s; /* 0: until every timeline ends */
+	sd_event_source *timer;
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: needlelink-sim [OPTION]...\n"
+	      "Simulated NeedleLink pens: the pen firmware core on the local radio\n"
+	      "(Unix sockets), driven by a scenario timeline.\n"
+	      "\n"
+	      "  -s, --scenario FILE    run the scenario in FILE (JSON, see README.md);\n"
+	      "                         default: the built-in demo (waits for the gateway\n"
+	      "                         to authorise a session, treats, loops)\n"
+	      "  -n, --fleet N          run N pens (1..1000) with generated identities\n"
+	      "                         (serial SERIAL-001.. or NLSIM-0001..)\n"
+	      "  -t, --time-factor F    scenario seconds per wall second (default 1;\n"
+	      "                         60 runs a 30-minute treatment in 30 s)\n"
+	      "  -d, --duration S       stop after S scenario seconds (default: when every\n"
+	      "                         timeline has ended; never for looping scenarios)\n"
+	      "      --serial S         serial of the (first) pen, overriding the scenario\n"
+	      "      --kind K           motorised or dial, overriding the scenario\n"
+	      "      --state-dir DIR    where each pen keeps its flash files SERIAL.flash0/1\n"
+	      "                         (default $XDG_STATE_HOME/needlelink-sim, else\n"
+	      "                         ~/.local/state/needlelink-sim)\n"
+	      "      --wipe             erase the pens' flash first (new store epoch)\n"
+	      "      --radio-dir DIR    local radio directory (default $NEEDLELINK_SIM_DIR,\n"
+	      "                         else $XDG_RUNTIME_DIR/needlelink-sim, else\n"
+	      "                         /tmp/needlelink-sim-UID)\n"
+	      "      --no-radio         run without a radio (scenario checks, benches)\n"
+	      "      --summary FILE     write a JSON summary of every pen at exit\n"
+	      "                         (\"-\" for stdout)\n"
+	      "      --validate         check the scenario file and exit\n"
+	      "  -v, --verbose          also log debug lines\n"
+	      "  -q, --quiet            log warnings and errors only\n"
+	      "  -h, --help             show this help\n"
+	      "\n"
+	      "Logs go to stderr, one line per event: [scenario seconds] SERIAL: event.\n"
+	      "Exit status: 0 when the run ended, 1 on a usage or scenario error,\n"
+	      "2 when a pen could not start.\n",
+	      f);
+}
+
+static bool all_finished(const struct app *a)
+{
+	for (unsigned i = 0; i < a->npens; i++)
+		if (!runner_finished(a->pens[i]))
+			return false;
+	return true;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct app *a = userdata;
+
+	for (unsigned i = 0; i < a->npens; i++)
+		runner_tick(a->pens[i]);
+	if (all_finished(a) ||
+	    (a->duration_s > 0 && host_clock_now_ms(&a->clock) >= (uint64_t)(a->duration_s * 1000)))
+		return sd_event_exit(a->ev, 0);
+	return sd_event_source_set_time(s, usec + TICK_USEC);
+}
+
+static int write_summary(const struct app *a, const char *path, const char *scenario)
+{
+	cJSON *root = cJSON_CreateObject(), *arr;
+	char *text;
+	FILE *f;
+	int r = 0;
+
+	if (!root)
+		return -ENOMEM;
+	cJSON_AddStringToObject(root, "scenario", scenario);
+	cJSON_AddNumberToObject(root, "scenario_seconds",
+				(double)host_clock_now_ms(&a->clock) / 1000.0);
+	arr = cJSON_AddArrayToObject(root, "pens");
+	for (unsigned i = 0; i < a->npens; i++)
+		cJSON_AddItemToArray(arr, runner_summary(a->pens[i]));
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return -ENOMEM;
+	if (strcmp(path, "-") == 0) {
+		puts(text);
+	} else {
+		f = fopen(path, "we");
+		if (!f) {
+			r = -errno;
+		} else {
+			if (fputs(text, f) < 0 || fputc('\n', f) < 0)
+				r = -EIO;
+			if (fclose(f) != 0 && r == 0)
+				r = -errno;
+		}
+	}
+	free(text);
+	return r;
+}
+
+static void default_state_dir(char *buf, size_t size)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (x && *x)
+		snprintf(buf, size, "%s/needlelink-sim", x);
+	else if (home && *home)
+		snprintf(buf, size, "%s/.local/state/needlelink-sim", home);
+	else
+		snprintf(buf, size, "/tmp/needlelink-sim-state-%u", (unsigned)getuid());
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "scenario", required_argument, NULL, 's' },
+		{ "fleet", required_argument, NULL, 'n' },
+		{ "time-factor", required_argument, NULL, 't' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "serial", required_argument, NULL, 'S' },
+		{ "kind", required_argument, NULL, 'K' },
+		{ "state-dir", required_argument, NULL, 'D' },
+		{ "wipe", no_argument, NULL, 'W' },
+		{ "radio-dir", required_argument, NULL, 'R' },
+		{ "no-radio", no_argument, NULL, 'N' },
+		{ "summary", required_argument, NULL, 'O' },
+		{ "validate", no_argument, NULL, 'V' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *scenario_path = NULL, *serial = NULL, *summary = NULL, *radio_dir = NULL;
+	char state_dir[1024], radio_buf[1024], err[512], serial_buf[64];
+	bool wipe = false, no_radio = false, validate = false;
+	int log_level = SIM_LOG_INFO, kind = -1, c, r, exit_code = 0;
+	unsigned fleet = 1;
+	double factor = 1.0;
+	struct scenario *scn = NULL;
+	struct app a;
+	sigset_t ss;
+	char *end;
+
+	memset(&a, 0, sizeof(a));
+	default_state_dir(state_dir, sizeof(state_dir));
+	while ((c = getopt_long(argc, argv, "s:n:t:d:vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			scenario_path = optarg;
+			break;
+		case 'n':
+			fleet = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || fleet < 1 || fleet > 1000) {
+				fprintf(stderr, "needlelink-sim: --fleet: 1..1000 expected, got \"%s\"\n",
+					optarg);
+				return 1;
+			}
+			break;
+		case 't':
+			factor = strtod(optarg, &end);
+			if (*end || !(factor > 0) || factor > 100000) {
+				fprintf(stderr,
+					"needlelink-sim: --time-factor: a number in (0, 100000] expected\n");
+				return 1;
+			}
+			break;
+		case 'd':
+			a.duration_s = strtod(optarg, &end);
+			if (*end || !(a.duration_s > 0)) {
+				fprintf(stderr, "needlelink-sim: --duration: seconds > 0 expected\n");
+				return 1;
+			}
+			break;
+		case 'S':
+			serial = optarg;
+			break;
+		case 'K':
+			if (strcmp(optarg, "motorised") == 0)
+				kind = SIM_PEN_MOTORISED;
+			else if (strcmp(optarg, "dial") == 0)
+				kind = SIM_PEN_DIAL;
+			else {
+				fprintf(stderr, "needlelink-sim: --kind: motorised or dial\n");
+				return 1;
+			}
+			break;
+		case 'D':
+			snprintf(state_dir, sizeof(state_dir), "%s", optarg);
+			break;
+		case 'W':
+			wipe = true;
+			break;
+		case 'R':
+			radio_dir = optarg;
+			break;
+		case 'N':
+			no_radio = true;
+			break;
+		case 'O':
+			summary = optarg;
+			break;
+		case 'V':
+			validate = true;
+			break;
+		case 'v':
+			log_level = SIM_LOG_DEBUG;
+			break;
+		case 'q':
+			log_level = SIM_LOG_WARNING;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "needlelink-sim: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+
+	if (scenario_path) {
+		r = scenario_load(scenario_path, &scn, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "needlelink-sim: %s\n", err);
+			return 1;
+		}
+	} else {
+		r = scenario_demo(&scn);
+		if (r < 0) {
+			fprintf(stderr, "needlelink-sim: built-in demo: %s\n", strerror(-r));
+			return 2;
+		}
+	}
+	if (validate) {
+		printf("%s: ok (%zu events, %zu cartridges%s)\n", scn->path, scn->nevents, scn->ncarts,
+		       scn->loop ? ", loops" : "");
+		scenario_free(scn);
+		return 0;
+	}
+	if (!no_radio && !radio_dir) {
+		r = lradio_default_dir(radio_buf, sizeof(radio_buf));
+		if (r < 0) {
+			fprintf(stderr, "needlelink-sim: radio directory: %s\n", strerror(-r));
+			scenario_free(scn);
+			return 1;
+		}
+		radio_dir = radio_buf;
+	}
+
+	host_clock_init(&a.clock, factor);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = sd_event_default(&a.ev);
+	if (r < 0) {
+		fprintf(stderr, "needlelink-sim: sd_event: %s\n", strerror(-r));
+		scenario_free(scn);
+		return 2;
+	}
+	sd_event_add_signal(a.ev, NULL, SIGINT, NULL, NULL);
+	sd_event_add_signal(a.ev, NULL, SIGTERM, NULL, NULL);
+
+	a.pens = calloc(fleet, sizeof(*a.pens));
+	if (!a.pens) {
+		exit_code = 2;
+		goto out;
+	}
+	host_log(&a.clock, "needlelink-sim: %u pen(s), scenario %s, time factor %g, flash in %s%s%s",
+		 fleet, scn->path, factor, state_dir, no_radio ? ", no radio" : ", radio in ",
+		 no_radio ? "" : radio_dir);
+	for (unsigned i = 0; i < fleet; i++) {
+		struct runner_opts o = {
+			.ev = a.ev,
+			.clock = &a.clock,
+			.state_dir = state_dir,
+			.radio_dir = no_radio ? NULL : radio_dir,
+			.wipe = wipe,
+			.log_level = log_level,
+			.index = i,
+			.serial = serial,
+			.kind = kind,
+		};
+
+		if (fleet > 1) {
+			const char *base = serial ? serial : scenario_path ? scn->pen.serial : NULL;
+
+			if (base)
+				snprintf(serial_buf, sizeof(serial_buf), "%.28s-%03u", base, i + 1);
+			else
+				snprintf(serial_buf, sizeof(serial_buf), "NLSIM-%04u", i + 1);
+			o.serial = serial_buf;
+			/* A mixed fleet when nothing says otherwise: every 4th pen has a dial. */
+			if (kind < 0 && !scenario_path)
+				o.kind = i % 4 == 3 ? SIM_PEN_DIAL : SIM_PEN_MOTORISED;
+		}
+		r = runner_new(&o, scn, &a.pens[i]);
+		if (r < 0) {
+			exit_code = 2;
+			goto out;
+		}
+		a.npens++;
+	}
+	r = sd_event_add_time_relative(a.ev, &a.timer, CLOCK_MONOTONIC, 0, 1000, on_tick, &a);
+	if (r < 0 || sd_event_source_set_enabled(a.timer, SD_EVENT_ON) < 0) {
+		fprintf(stderr, "needlelink-sim: timer: %s\n", strerror(-r));
+		exit_code = 2;
+		goto out;
+	}
+	r = sd_event_loop(a.ev);
+	if (r < 0) {
+		fprintf(stderr, "needlelink-sim: event loop: %s\n", strerror(-r));
+		exit_code = 2;
+	}
+	host_log(&a.clock, "needlelink-sim: stopping");
+	if (summary) {
+		r = write_summary(&a, summary, scn->path);
+		if (r < 0) {
+			fprintf(stderr, "needlelink-sim: summary %s: %s\n", summary, strerror(-r));
+			exit_code = 2;
+		}
+	}
+out:
+	for (unsigned i = 0; i < a.npens; i++)
+		runner_free(a.pens[i]);
+	free(a.pens);
+	sd_event_source_unref(a.timer);
+	sd_event_unref(a.ev);
+	scenario_free(scn);
+	return exit_code;
+}

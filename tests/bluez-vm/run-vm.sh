@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Boots the Debian kernel in qemu with the real BlueZ stack on two virtual
+# LE controllers and runs end-to-end tests inside it.
+#
+# Usage: run-vm.sh [-t SECONDS] [-T SECONDS] [-m MIB] BUILD_DIR RESULTS_DIR NAME=COMMAND...
+#   BUILD_DIR    build tree: holds the cached initramfs; shared read-write
+#                with the guest at the same path
+#   RESULTS_DIR  created if missing; shared read-write at the same path.
+#                After a run it holds console.log, bringup.log,
+#                bluetoothd.log, btvirt.log, btmon.snoop, tests/NAME.log,
+#                summary and status
+#   NAME=COMMAND a guest test: COMMAND runs under sh -c as root once
+#                bluetoothd owns org.bluez, with NL_VM_RESULTS, NL_BUILD_DIR
+#                and NL_VM_ADAPTERS set; exit 0 is a pass
+#   -t  hard limit for the whole VM run (default 300): qemu is killed and
+#       the run fails
+#   -T  limit per guest test (default 120)
+#   -m  guest memory in MiB (default 512)
+#
+# The guest's root is the host's own root, read-only over virtio-9p under a
+# tmpfs overlay, so the guest runs exactly the BlueZ, D-Bus and Python
+# installed here. Exits 0 only when the guest wrote status 0 and a PASS for
+# every test; a missing package, a timeout or a missing status file fails
+# loudly with the reason.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+vm_timeout=300
+test_timeout=120
+mem=512
+
+fail() {
+	echo "bluez-vm: FAIL: $*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '5,6p' "$0" | sed 's/^# //' >&2
+	exit 2
+}
+
+while getopts "t:T:m:" opt; do
+	case $opt in
+	t) vm_timeout=$OPTARG ;;
+	T) test_timeout=$OPTARG ;;
+	m) mem=$OPTARG ;;
+	*) usage ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 3 ] || usage
+for n in "$vm_timeout" "$test_timeout" "$mem"; do
+	[[ $n =~ ^[0-9]+$ ]] || fail "not a number: $n"
+done
+
+build=$(cd "$1" 2>/dev/null && pwd) || fail "build dir '$1' does not exist"
+mkdir -p "$2" || fail "cannot create results dir '$2'"
+results=$(cd "$2" && pwd)
+shift 2
+# Paths travel on the kernel command line, which splits at whitespace.
+for p in "$build" "$results" "$src"; do
+	[[ $p =~ [[:space:]] ]] && fail "path with whitespace not supported: '$p'"
+done
+[ "$results" != / ] && [ "$results" != "$build" ] ||
+	fail "results dir must be a directory of its own, not '$results'"
+
+tests=()
+for t in "$@"; do
+	[[ $t =~ ^[A-Za-z0-9_.-]+=.+ ]] || fail "test must be NAME=COMMAND: '$t'"
+	[[ $t == *$'\n'* ]] && fail "test command has a newline: '$t'"
+	tests+=("$t")
+done
+
+# --- what the host must have -------------------------------------------
+qemu=$(command -v qemu-system-x86_64) ||
+	fail "qemu-system-x86_64 not found: install Debian package qemu-system-x86"
+need() { # need PATH PACKAGE
+	[ -x "$1" ] || fail "$1 not found: install Debian package $2"
+}
+need /usr/bin/btvirt bluez-test-tools
+need /usr/bin/btmon bluez
+need /usr/bin/dbus-daemon dbus
+need /usr/bin/dbus-send dbus
+need /bin/busybox busybox-static
+need /usr/bin/timeout coreutils
+[ -x /usr/libexec/bluetooth/bluetoothd ] || [ -x /usr/lib/bluetooth/bluetoothd ] ||
+	fail "bluetoothd not found: install Debian package bluez"
+
+# The guest kernel: the newest installed one that has hci_vhci, unless
+# NL_VM_KERNEL names a version.
+kver=${NL_VM_KERNEL:-}
+if [ -z "$kver" ]; then
+	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V -r); do
+		if ls /lib/modules/"$k"/kernel/drivers/bluetooth/hci_vhci.ko* >/dev/null 2>&1; then
+			kver=$k
+			break
+		fi
+	done
+fi
+[ -n "$kver" ] || fail "no kernel with Bluetooth modules in /boot and /lib/modules:" \
+	"install Debian package linux-image-amd64"
+kernel=/boot/vmlinuz-$kver
+[ -r "$kernel" ] || fail "kernel $kernel missing or unreadable (install linux-image-amd64; run as root)"
+ls /lib/modules/"$kver"/kernel/drivers/bluetooth/hci_vhci.ko* >/dev/null 2>&1 ||
+	fail "kernel $kver has no hci_vhci module"
+
+# --- initramfs, cached in the build tree -------------------------------
+cache=$build/tests/bluez-vm/initramfs
+mkdir -p "$cache" || fail "cannot create $cache"
+key=$(cat "$here/mkinitramfs.sh" "$here/initramfs-init.sh" /lib/modules/"$kver"/modules.dep |
+	cksum | cut -d' ' -f1)
+initrd=$cache/initramfs-$kver-$key.cpio.gz
+if [ ! -s "$initrd" ]; then
+	echo "bluez-vm: building $initrd"
+	bash "$here/mkinitramfs.sh" "$kver" "$initrd" || fail "initramfs build failed"
+fi
+
+# --- results directory --------------------------------------------------
+# Only what this script or the guest writes is removed: a stale status
+# file must never pass a run.
+rm -rf "$results/tests"
+rm -f "$results"/{status,summary,guest-tests,console.log,bringup.log,bluetoothd.log} \
+	"$results"/{btvirt.log,btmon.snoop,modules.txt}
+printf '%s\n' "${tests[@]}" >"$results/guest-tests"
+
+# --- accelerator -----------------------------------------------------------
+# KVM only with a real kvm_intel or kvm_amd: other /dev/kvm backends (PVM)
+# cannot boot an unmodified kernel. Otherwise TCG, one host thread per vCPU.
+if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+	accel=(-accel kvm -cpu host)
+else
+	# The translation cache defaults to 1 GiB and is what qemu's memory
+	# grows by under TCG; 256 MiB holds this workload.
+	accel=(-accel tcg,thread=multi,tb-size=256)
+fi
+
+console=$results/console.log
+cmdline="console=ttyS0 loglevel=4 panic=-1 rdinit=/init"
+cmdline+=" nl_src=$src nl_build=$build nl_res=$results nl_init=$here/guest/stack.sh"
+cmdline+=" nl_test_timeout=$test_timeout"
+
+echo "bluez-vm: kernel $kver, ${accel[*]}, ${mem} MiB, ${#tests[@]} test(s), limit ${vm_timeout} s"
+echo "bluez-vm: console in $console"
+start=$SECONDS
+"$qemu" "${accel[@]}" -smp 2 -m "$mem" -machine pc \
+	-nographic -monitor none -serial stdio -no-reboot \
+	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+	-nic none \
+	-virtfs "local,path=/,mount_tag=nlroot,security_model=none,readonly=on,multidevs=remap" \
+	-virtfs "local,path=$build,mount_tag=nlbuild,security_model=none,multidevs=remap" \
+	-virtfs "local,path=$results,mount_tag=nlres,security_model=none,multidevs=remap" \
+	</dev/null >"$console" 2>&1 &
+qpid=$!
+trap 'kill -KILL $qpid 2>/dev/null' EXIT
+trap 'kill -KILL $qpid 2>/dev/null; fail "interrupted"' INT TERM HUP
+
+# Polls once a second: the hard limit, and qemu's peak resident memory
+# (VmHWM only grows, so the last reading before exit is the peak).
+peak_kb=0
+timed_out=0
+while kill -0 $qpid 2>/dev/null; do
+	hwm=$(awk '/^VmHWM:/ { print $2 }' /proc/$qpid/status 2>/dev/null)
+	[ -n "$hwm" ] && [ "$hwm" -gt "$peak_kb" ] && peak_kb=$hwm
+	if [ $((SECONDS - start)) -ge "$vm_timeout" ]; then
+		timed_out=1
+		kill -TERM $qpid 2>/dev/null
+		sleep 2
+		kill -KILL $qpid 2>/dev/null
+		break
+	fi
+	sleep 1
+done
+wait $qpid
+qrc=$?
+trap - EXIT INT TERM HUP
+elapsed=$((SECONDS - start))
+echo "bluez-vm: qemu exited $qrc after ${elapsed} s, peak RSS $((peak_kb / 1024)) MiB"
+
+report() {
+	echo "--- last 60 lines of $console"
+	tail -n 60 "$console"
+	echo "---"
+	[ -s "$results/bringup.log" ] && { echo "--- $results/bringup.log"; cat "$results/bringup.log"; }
+	[ -s "$results/summary" ] && { echo "--- $results/summary"; cat "$results/summary"; }
+	return 0
+}
+
+if [ $timed_out = 1 ]; then
+	report
+	fail "VM run exceeded ${vm_timeout} s: qemu killed"
+fi
+if [ ! -f "$results/status" ]; then
+	report
+	reason="guest wrote no status file"
+	grep -q 'Kernel panic' "$console" && reason+=" (kernel panic)"
+	grep -q 'nl-init: FATAL' "$console" && reason+=" ($(grep -m1 'nl-init: FATAL' "$console"))"
+	grep -q 'nl-vm: FATAL' "$console" && reason+=" ($(grep -m1 'nl-vm: FATAL' "$console"))"
+	fail "$reason"
+fi
+status=$(cat "$results/status")
+passed=$(grep -c '^PASS ' "$results/summary" 2>/dev/null)
+cat "$results/summary"
+if [ "$status" != 0 ] || [ "$passed" != "${#tests[@]}" ]; then
+	report
+	fail "guest status '$status', $passed of ${#tests[@]} test(s) passed"
+fi
+echo "bluez-vm: ${#tests[@]} passed, 0 failed"

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end against a real mosquitto, started here on a random loopback
+ * port with a generated config, and the nlgw-test-publisher helper (the real
+ * config, journal and mqtt modules). A Paho subscriber in this process
+ * checks what arrives.
+ *
+ *   test-mqtt PUBLISHER basic           all messages, in id order, with
+ *                                       nl-msg-id; request/response; state
+ *   test-mqtt PUBLISHER broker-restart  broker stopped mid-stream and
+ *                                       restarted on the same port
+ *   test-mqtt PUBLISHER publisher-kill  publisher SIGKILLed mid-stream,
+ *                                       restarted: nothing lost, same ids
+ *
+ * Deadlines are sd-event timers; phases advance on events (message counts,
+ * process exits), never on sleeps.
+ */
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "queue.h"
+
+#define MOSQUITTO "/usr/sbin/mosquitto"
+#define BASE "nltest"
+#define GW "gw-test"
+#define RESP_TOPIC "nltest-client/resp/1"
+
+enum scenario { SC_BASIC, SC_BROKER_RESTART, SC_PUBLISHER_KILL };
+
+enum sub_ev_kind { SUB_CONNECTED, SUB_CONNECT_FAILED, SUB_SUBSCRIBED, SUB_MESSAGE };
+
+struct sub_ev {
+	enum sub_ev_kind kind;
+	char *topic;
+	char *payload;
+	int retained;
+	long long prop_id; /* nl-msg-id user property, -1 if absent */
+	char *correlation;
+};
+
+struct test {
+	enum scenario sc;
+	sd_event *e;
+	const char *publisher;
+	char dir[64];
+	char broker_conf[128];
+	char pub_conf[128];
+	int port;
+	uint64_t count;
+	const char *rows;
+
+	pid_t broker_pid;
+	sd_event_source *broker_src;
+	unsigned broker_starts;
+	bool broker_stopping;
+
+	pid_t pub_pid;
+	sd_event_source *pub_src;
+	unsigned pub_starts;
+	int pub_status;
+	bool pub_done;
+
+	MQTTAsync sub;
+	struct queue *q;
+	bool sub_ready;
+	sd_event_source *retry;
+
+	long long *id_of_n; /* 0: not seen yet */
+	uint64_t distinct, total, last_first_id;
+	bool in_order;
+	uint64_t fault_at;
+	bool fault_done;
+	unsigned online_after_fault, offline_after_fault;
+	char last_state[64];
+	bool request_sent, reply_ok;
+	bool finished;
+};
+
+static struct test T;
+
+/* ---------- processes ---------- */
+
+static pid_t spawn(const char *path, char *const argv[], const char *log_name)
+{
+	char log_path[256];
+	sigset_t none;
+	pid_t pid;
+
+	snprintf(log_path, sizeof(log_path), "%s/%s", T.dir, log_name);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(path, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void dump_log(const char *name)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "echo '--- %s'; tail -n 60 '%s/%s'", name, T.dir, name);
+	(void)system(cmd);
+}
+
+static void fail(const char *why)
+{
+	fprintf(stderr, "FAIL: %s (distinct %llu of %llu, total %llu)\n", why,
+		(unsigned long long)T.distinct, (unsigned long long)T.count,
+		(unsigned long long)T.total);
+	dump_log("mosquitto.log");
+	dump_log("publisher.log");
+	if (T.pub_pid > 0)
+		kill(T.pub_pid, SIGKILL);
+	if (T.broker_pid > 0)
+		kill(T.broker_pid, SIGKILL);
+	abort();
+}
+
+static void start_broker(void);
+static void start_publisher(void);
+static void check_finished(void);
+
+static int on_broker_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	sd_event_source_disable_unref(T.broker_src);
+	T.broker_src = NULL;
+	T.broker_pid = 0;
+	if (!T.broker_stopping)
+		fail("mosquitto exited on its own");
+	T.broker_stopping = false;
+	if (T.sc == SC_BROKER_RESTART && !T.finished) {
+		fprintf(stderr, "test: broker stopped, restarting it on port %d\n", T.port);
+		start_broker();
+	}
+	return 0;
+}
+
+static void start_broker(void)
+{
+	char *argv[] = { (char *)"mosquitto", (char *)"-c", T.broker_conf, NULL };
+
+	T.broker_pid = spawn(MOSQUITTO, argv, "mosquitto.log");
+	T.broker_starts++;
+	CHECK(sd_event_add_child(T.e, &T.broker_src, T.broker_pid, WEXITED, on_broker_exit, NULL) >= 0);
+}
+
+static int on_pub_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	sd_event_source_disable_unref(T.pub_src);
+	T.pub_src = NULL;
+	T.pub_pid = 0;
+	if (si->si_code == CLD_KILLED && si->si_status == SIGKILL && T.sc == SC_PUBLISHER_KILL &&
+	    T.pub_starts == 1) {
+		fprintf(stderr, "test: publisher killed, waiting for its will\n");
+		/* restarted once the will ("offline") has arrived */
+		if (!strcmp(T.last_state, "{\"state\":\"offline\"}"))
+			start_publisher();
+		return 0;
+	}
+	if (si->si_code != CLD_EXITED || si->si_status != 0)
+		fail("publisher failed");
+	T.pub_done = true;
+	check_finished();
+	return 0;
+}
+
+static void start_publisher(void)
+{
+	char count[32];
+	char *argv[] = { (char *)"nlgw-test-publisher", T.pub_conf, count, (char *)T.rows, NULL };
+
+	snprintf(count, sizeof(count), "%llu", (unsigned long long)T.count);
+	T.pub_pid = spawn(T.publisher, argv, "publisher.log");
+	T.pub_starts++;
+	CHECK(sd_event_add_child(T.e, &T.pub_src, T.pub_pid, WEXITED, on_pub_exit, NULL) >= 0);
+}
+
+/* ---------- subscriber (Paho threads: copy and queue) ---------- */
+
+static void sub_ev_free(void *p)
+{
+	struct sub_ev *ev = p;
+	free(ev->topic);
+	free(ev->payload);
+	free(ev->correlation);
+	free(ev);
+}
+
+static void post(enum sub_ev_kind kind)
+{
+	struct sub_ev *ev = calloc(1, sizeof(*ev));
+	CHECK(ev);
+	ev->kind = kind;
+	CHECK(queue_push(T.q, ev) == 0);
+}
+
+static void sub_connected(void *ctx, MQTTAsync_successData5 *r) { post(SUB_CONNECTED); }
+static void sub_connect_failed(void *ctx, MQTTAsync_failureData5 *r) { post(SUB_CONNECT_FAILED); }
+static void sub_subscribed(void *ctx, MQTTAsync_successData5 *r) { post(SUB_SUBSCRIBED); }
+static void sub_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) { post(SUB_CONNECT_FAILED); }
+static void sub_lost(void *ctx, char *cause) { }
+
+static char *strndup0(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	CHECK(s);
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+static int sub_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct sub_ev *ev = calloc(1, sizeof(*ev));
+	MQTTProperty *p;
+
+	CHECK(ev);
+	ev->kind = SUB_MESSAGE;
+	ev->topic = strndup0(topic, topic_len > 0 ? (size_t)topic_len : strlen(topic));
+	ev->payload = strndup0(msg->payload, (size_t)msg->payloadlen);
+	ev->retained = msg->retained;
+	ev->prop_id = -1;
+	for (int i = 0; i < msg->properties.count; i++) {
+		p = &msg->properties.array[i];
+		if (p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY && p->value.data.len == 9 &&
+		    !memcmp(p->value.data.data, "nl-msg-id", 9)) {
+			char *v = strndup0(p->value.value.data, (size_t)p->value.value.len);
+			ev->prop_id = atoll(v);
+			free(v);
+		}
+	}
+	p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+	if (p)
+		ev->correlation = strndup0(p->value.data.data, (size_t)p->value.data.len);
+	CHECK(queue_push(T.q, ev) == 0);
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void sub_connect(void)
+{
+	MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL };
+
+	/* A persistent session (cleanstart 0, expiry 1 h), so messages queued
+	 * for us survive our reconnects and the broker's restart. */
+	p.value.integer4 = 3600;
+	MQTTProperties_add(&props, &p);
+	o.connectProperties = &props;
+	o.cleanstart = 0;
+	o.keepAliveInterval = 10;
+	o.connectTimeout = 5;
+	o.automaticReconnect = 1;
+	o.minRetryInterval = 1;
+	o.maxRetryInterval = 2;
+	o.onSuccess5 = sub_connected;
+	o.onFailure5 = sub_connect_failed;
+	CHECK(MQTTAsync_connect(T.sub, &o) == MQTTASYNC_SUCCESS);
+	MQTTProperties_free(&props);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	sub_connect();
+	return 0;
+}
+
+static void sub_subscribe(void)
+{
+	char *topics[] = { (char *)BASE "/test/#", (char *)BASE "/gateways/+/state",
+			   (char *)RESP_TOPIC };
+	int qos[] = { 1, 1, 1 };
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+	ro.onSuccess5 = sub_subscribed;
+	ro.onFailure5 = sub_subscribe_failed;
+	CHECK(MQTTAsync_subscribeMany(T.sub, 3, topics, qos, &ro) == MQTTASYNC_SUCCESS);
+}
+
+static void send_request(void)
+{
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC };
+
+	p.value.data.data = (char *)RESP_TOPIC;
+	p.value.data.len = (int)strlen(RESP_TOPIC);
+	MQTTProperties_add(&msg.properties, &p);
+	p = (MQTTProperty){ .identifier = MQTTPROPERTY_CODE_CORRELATION_DATA };
+	p.value.data.data = (char *)"corr-42";
+	p.value.data.len = 7;
+	MQTTProperties_add(&msg.properties, &p);
+	msg.payload = (void *)"hello";
+	msg.payloadlen = 5;
+	msg.qos = 1;
+	/* Paho takes a message's properties through the response options:
+	 * without them they are silently dropped. */
+	CHECK(MQTTAsync_sendMessage(T.sub, BASE "/pens/NL-7/request/ping", &msg, &ro) ==
+	      MQTTASYNC_SUCCESS);
+	MQTTProperties_free(&msg.properties);
+	T.request_sent = true;
+}
+
+static void check_finished(void)
+{
+	if (T.finished || T.distinct < T.count || !T.pub_done)
+		return;
+	if (T.sc == SC_BASIC && !T.reply_ok)
+		return;
+	/* The graceful stop says offline last. */
+	if (strcmp(T.last_state, "{\"state\":\"offline\"}") != 0)
+		return;
+	T.finished = true;
+}
+
+static void fault(void)
+{
+	T.fault_done = true;
+	T.online_after_fault = 0;
+	T.offline_after_fault = 0;
+	if (T.sc == SC_BROKER_RESTART) {
+		fprintf(stderr, "test: stopping the broker after %llu messages\n",
+			(unsigned long long)T.distinct);
+		T.broker_stopping = true;
+		CHECK(kill(T.broker_pid, SIGTERM) == 0);
+	} else if (T.sc == SC_PUBLISHER_KILL) {
+		fprintf(stderr, "test: killing the publisher after %llu messages\n",
+			(unsigned long long)T.distinct);
+		CHECK(kill(T.pub_pid, SIGKILL) == 0);
+	}
+}
+
+static void on_stream(struct sub_ev *ev)
+{
+	unsigned long long n = 0;
+	long long id = -1;
+
+	if (sscanf(ev->payload, "{\"n\":%llu,\"nl-msg-id\":%lld}", &n, &id) != 2 || n == 0 ||
+	    n > T.count)
+		fail("malformed stream payload");
+	/* The id travels twice: user property and payload. */
+	if (ev->prop_id != id)
+		fail("nl-msg-id user property differs from the payload's");
+	T.total++;
+	if (T.id_of_n[n] == 0) {
+		T.id_of_n[n] = id;
+		T.distinct++;
+		if ((uint64_t)id <= T.last_first_id)
+			T.in_order = false;
+		T.last_first_id = (uint64_t)id;
+	} else if (T.id_of_n[n] != id) {
+		/* A replay must carry the same id, or consumers cannot dedupe. */
+		fail("message replayed under another id");
+	}
+	if (!T.fault_done && T.sc != SC_BASIC && T.distinct >= T.fault_at)
+		fault();
+}
+
+static void handle(void *msg, void *userdata)
+{
+	struct sub_ev *ev = msg;
+
+	switch (ev->kind) {
+	case SUB_CONNECT_FAILED:
+		if (!T.sub_ready) {
+			/* broker not listening yet: try again shortly */
+			CHECK(sd_event_source_set_time_relative(T.retry, 100000) >= 0);
+			CHECK(sd_event_source_set_enabled(T.retry, SD_EVENT_ONESHOT) >= 0);
+		}
+		break;
+	case SUB_CONNECTED:
+		if (!T.sub_ready)
+			sub_subscribe();
+		break;
+	case SUB_SUBSCRIBED:
+		if (!T.sub_ready) {
+			T.sub_ready = true;
+			start_publisher();
+		}
+		break;
+	case SUB_MESSAGE:
+		if (!strcmp(ev->topic, BASE "/test/stream")) {
+			on_stream(ev);
+		} else if (!strcmp(ev->topic, BASE "/gateways/" GW "/state")) {
+			snprintf(T.last_state, sizeof(T.last_state), "%s", ev->payload);
+			fprintf(stderr, "test: state %s%s\n", ev->payload,
+				ev->retained ? " (retained)" : "");
+			if (strstr(ev->payload, "\"online\"")) {
+				T.online_after_fault += T.fault_done;
+				if (T.sc == SC_BASIC && !T.request_sent)
+					send_request();
+			} else if (strstr(ev->payload, "\"offline\"")) {
+				T.offline_after_fault += T.fault_done;
+				if (T.sc == SC_PUBLISHER_KILL && T.fault_done && T.pub_starts == 1 &&
+				    T.pub_pid == 0)
+					start_publisher();
+			}
+		} else if (!strcmp(ev->topic, RESP_TOPIC)) {
+			if (strcmp(ev->payload, "pong:hello") != 0 || !ev->correlation ||
+			    strcmp(ev->correlation, "corr-42") != 0)
+				fail("bad reply to the request");
+			T.reply_ok = true;
+		} else {
+			fprintf(stderr, "test: unexpected message on %s\n", ev->topic);
+		}
+		check_finished();
+		break;
+	}
+	sub_ev_free(ev);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	fprintf(stderr, "reply_ok %d, publisher done %d, last state %s\n", T.reply_ok, T.pub_done,
+		T.last_state);
+	fail("deadline reached");
+	return 0;
+}
+
+/* ---------- setup ---------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	CHECK(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void write_configs(void)
+{
+	FILE *f;
+
+	snprintf(T.broker_conf, sizeof(T.broker_conf), "%s/mosquitto.conf", T.dir);
+	f = fopen(T.broker_conf, "w");
+	CHECK(f);
+	fprintf(f,
+		"listener %d 127.0.0.1\n"
+		"allow_anonymous true\n"
+		"persistence true\n"
+		"persistence_location %s/\n"
+		"max_queued_messages 0\n"
+		"log_dest stderr\n"
+		"log_type error\n"
+		"log_type warning\n"
+		"log_type notice\n",
+		T.port, T.dir);
+	if (geteuid() == 0)
+		fprintf(f, "user root\n");
+	fclose(f);
+
+	snprintf(T.pub_conf, sizeof(T.pub_conf), "%s/needlelinkd.conf", T.dir);
+	f = fopen(T.pub_conf, "w");
+	CHECK(f);
+	fprintf(f,
+		"[gateway]\n"
+		"id = " GW "\n"
+		"base_topic = " BASE "\n"
+		"journal = %s/journal.db\n"
+		"log_level = info\n"
+		"[mqtt]\n"
+		"host = 127.0.0.1\n"
+		"port = %d\n"
+		"protocol = 5\n"
+		"keepalive_s = 10\n"
+		"timeout = 5\n"
+		"max_inflight = 64\n",
+		T.dir, T.port);
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	sigset_t mask;
+	char uri[64];
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s PUBLISHER basic|broker-restart|publisher-kill\n", argv[0]);
+		return 2;
+	}
+	/* Fail, never skip, when the broker is missing. */
+	if (access(MOSQUITTO, X_OK) != 0) {
+		fprintf(stderr, "FAIL: %s not found or not executable: install mosquitto\n", MOSQUITTO);
+		return 1;
+	}
+	T.publisher = argv[1];
+	if (!strcmp(argv[2], "basic")) {
+		T.sc = SC_BASIC;
+		T.count = 3000;
+		T.rows = "20";
+	} else if (!strcmp(argv[2], "broker-restart")) {
+		T.sc = SC_BROKER_RESTART;
+		T.count = 6000;
+		T.rows = "2";
+	} else if (!strcmp(argv[2], "publisher-kill")) {
+		T.sc = SC_PUBLISHER_KILL;
+		T.count = 6000;
+		T.rows = "2";
+	} else {
+		return 2;
+	}
+	T.fault_at = T.count / 3;
+	T.in_order = true;
+	T.id_of_n = calloc(T.count + 1, sizeof(*T.id_of_n));
+	CHECK(T.id_of_n);
+
+	/* sd-event child sources need SIGCHLD blocked in every thread: block
+	 * it before Paho starts any. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	CHECK(sigprocmask(SIG_BLOCK, &mask, NULL) == 0);
+
+	snprintf(T.dir, sizeof(T.dir), "/tmp/nlgw-mqtt-XXXXXX");
+	CHECK(mkdtemp(T.dir));
+	T.port = free_port();
+	write_configs();
+	CHECK(sd_event_new(&T.e) >= 0);
+	CHECK(queue_new(T.e, handle, sub_ev_free, NULL, &T.q) == 0);
+	CHECK(sd_event_add_time_relative(T.e, &T.retry, CLOCK_MONOTONIC, 100000, 0, on_retry, NULL) >= 0);
+	CHECK(sd_event_source_set_enabled(T.retry, SD_EVENT_OFF) >= 0);
+
+	start_broker();
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", T.port);
+	CHECK(MQTTAsync_createWithOptions(&T.sub, uri, "nltest-client", MQTTCLIENT_PERSISTENCE_NONE,
+					  NULL, &co) == MQTTASYNC_SUCCESS);
+	CHECK(MQTTAsync_setCallbacks(T.sub, NULL, sub_lost, sub_message, NULL) == MQTTASYNC_SUCCESS);
+	sub_connect();
+
+	/* A hang fails with the state of things and the logs. */
+	CHECK(sd_event_add_time_relative(T.e, NULL, CLOCK_MONOTONIC, 240ull * 1000000, 0,
+					 on_deadline, NULL) >= 0);
+	run_until(T.e, &T.finished, 300, argv[2]);
+
+	fprintf(stderr, "test: %llu distinct messages, %llu received, %u broker starts, %u publisher starts\n",
+		(unsigned long long)T.distinct, (unsigned long long)T.total, T.broker_starts,
+		T.pub_starts);
+	for (uint64_t n = 1; n <= T.count; n++)
+		CHECK(T.id_of_n[n] > 0);
+	switch (T.sc) {
+	case SC_BASIC:
+		/* no fault: exactly once and in outbox order */
+		CHECK_INT(T.total, T.count);
+		CHECK(T.in_order);
+		CHECK(T.reply_ok);
+		break;
+	case SC_BROKER_RESTART:
+		CHECK_INT(T.broker_starts, 2);
+		/* the publisher said "online" again on the new broker */
+		CHECK(T.online_after_fault >= 1);
+		break;
+	case SC_PUBLISHER_KILL:
+		CHECK_INT(T.pub_starts, 2);
+		CHECK(T.offline_after_fault >= 1); /* the will */
+		CHECK(T.online_after_fault >= 1);
+		break;
+	}
+
+	MQTTAsync_destroy(&T.sub);
+	queue_free(T.q);
+	T.broker_stopping = true;
+	kill(T.broker_pid, SIGTERM);
+	waitpid(T.broker_pid, NULL, 0);
+	{
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
+		CHECK(system(cmd) == 0);
+	}
+	printf("test-mqtt %s: ok\n", argv[2]);
+	return 0;
+}
