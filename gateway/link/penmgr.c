@@ -36,6 +36,7 @@
 #define DEFAULT_CORRUPT_LIMIT 5
 #define DEFAULT_DRIFT_MAX_S 2
 #define PEN_GAPS_MAX 32
+#define PEN_QUARANTINE_LINKS 3
 
 enum chr {
 	CHR_FEATURE,
@@ -157,6 +158,8 @@ struct pen {
 	sd_event_source *kick; /* deferred: next Pen CP request, RACP restart */
 	unsigned backoff_attempt;
 	unsigned corrupt_links; /* consecutive links ended for malformed data */
+	bool drop_malformed;    /* the link being dropped ended for malformed data */
+	bool quarantined;       /* not used until penmgr_release() (12.2) */
 	unsigned link_corrupt;
 
 	struct nl_seg_rx seg;
@@ -504,7 +507,7 @@ static void corrupt(struct pen *p, const char *what, int err)
 		alert(p, PENMGR_ALERT_CORRUPT_LIMIT, p->link_corrupt, p->cnt.corrupt,
 		      "pen sends malformed data: %u malformed values on this link, disconnecting",
 		      p->link_corrupt);
-		p->corrupt_links++;
+		p->drop_malformed = true;
 		pen_drop(p, TRANSPORT_ERR_PROTOCOL, "malformed data");
 	}
 }
@@ -822,7 +825,6 @@ static void catchup_done(struct pen *p)
 {
 	if (p->state == PENMGR_STATE_CATCHING_UP) {
 		p->backoff_attempt = 0;
-		p->corrupt_links = 0;
 		p->cnt.connects++;
 		pen_set_state(p, PENMGR_STATE_READY, TRANSPORT_ERR_NONE);
 	}
@@ -1119,6 +1121,57 @@ static int watchdog_cb(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+static void reread_done(struct pen *p, struct gatt_op *op, int err, uint8_t att_err,
+			const uint8_t *val, size_t len)
+{
+	int r = -EINVAL;
+
+	if (op_failed(p, op, err, att_err))
+		return;
+	switch (op->chr) {
+	case CHR_STATUS: {
+		struct nl_pen_status st;
+
+		r = nl_pen_status_decode(val, len, &st);
+		if (r >= 0)
+			status_update(p, &st);
+		break;
+	}
+	case CHR_LIMITS:
+		r = nl_active_limits_decode(val, len, &p->snap.limits);
+		p->snap.has_limits = r >= 0;
+		break;
+	case CHR_CARTRIDGE:
+		r = nl_cartridge_info_decode(val, len, &p->snap.cartridge);
+		p->snap.has_cartridge = r >= 0;
+		break;
+	case CHR_FEATURE:
+	case CHR_LIVE:
+	case CHR_RECORD:
+	case CHR_RACP:
+	case CHR_CP:
+	case CHR_DIS_SERIAL:
+	case CHR_DIS_MODEL:
+	case CHR_DIS_FIRMWARE:
+	case CHR_DIS_MANUFACTURER:
+	case CHR_BATTERY:
+	case CHR_COUNT:
+		return;
+	}
+	if (r < 0)
+		corrupt(p, chr_info[op->chr].name, r);
+	else if (op->chr != CHR_STATUS)
+		snapshot_changed(p);
+}
+
+/* 12.2: a malformed indication of a state value is dropped and the value
+ * read again. */
+static void reread(struct pen *p, enum chr chr)
+{
+	if (p->linked)
+		(void)op_read(p, chr, reread_done);
+}
+
 static void on_value(struct pen *p, uint16_t handle, const uint8_t *val, size_t len)
 {
 	enum chr chr = CHR_COUNT;
@@ -1170,6 +1223,7 @@ static void on_value(struct pen *p, uint16_t handle, const uint8_t *val, size_t 
 		r = nl_pen_status_decode(val, len, &st);
 		if (r < 0) {
 			corrupt(p, "Pen Status", r);
+			reread(p, CHR_STATUS);
 			return;
 		}
 		status_update(p, &st);
@@ -1181,6 +1235,7 @@ static void on_value(struct pen *p, uint16_t handle, const uint8_t *val, size_t 
 		r = nl_active_limits_decode(val, len, &al);
 		if (r < 0) {
 			corrupt(p, "Active Limits", r);
+			reread(p, CHR_LIMITS);
 			return;
 		}
 		p->snap.limits = al;
@@ -1194,6 +1249,7 @@ static void on_value(struct pen *p, uint16_t handle, const uint8_t *val, size_t 
 		r = nl_cartridge_info_decode(val, len, &ci);
 		if (r < 0) {
 			corrupt(p, "Cartridge Info", r);
+			reread(p, CHR_CARTRIDGE);
 			return;
 		}
 		p->snap.cartridge = ci;
@@ -1630,7 +1686,7 @@ static uint64_t backoff_delay(struct pen *p, enum transport_err_class cls)
 	uint64_t d = cfg->backoff_min_usec;
 	unsigned shift = p->backoff_attempt < 16 ? p->backoff_attempt : 16;
 
-	if (p->refuse_hard || p->corrupt_links >= 3)
+	if (p->refuse_hard)
 		return cfg->backoff_max_usec;
 	switch (cls) {
 	case TRANSPORT_ERR_NONE:
@@ -1660,7 +1716,7 @@ static int backoff_cb(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct pen *p = userdata;
 
-	if (p->state != PENMGR_STATE_BACKOFF)
+	if (p->state != PENMGR_STATE_BACKOFF || p->quarantined)
 		return 0;
 	if (!p->in_range) {
 		pen_set_state(p, PENMGR_STATE_LOST, TRANSPORT_ERR_NONE);
@@ -1705,6 +1761,20 @@ static void pen_drop(struct pen *p, enum transport_err_class cls, const char *wh
 	cp_fail_all(p, -ENOTCONN);
 	if (p->ignored) {
 		pen_set_state(p, PENMGR_STATE_LOST, TRANSPORT_ERR_NONE);
+		try_connect_waiting(pm);
+		return;
+	}
+	/* 12.2: three connections in a row ended for malformed data: the pen
+	 * is not used again until an operator clears it. */
+	p->corrupt_links = p->drop_malformed ? p->corrupt_links + 1 : 0;
+	p->drop_malformed = false;
+	if (p->corrupt_links >= PEN_QUARANTINE_LINKS) {
+		p->quarantined = true;
+		p->snap.quarantined = true;
+		pen_set_state(p, PENMGR_STATE_BACKOFF, cls);
+		alert(p, PENMGR_ALERT_QUARANTINED, p->corrupt_links, p->cnt.corrupt,
+		      "%u connections in a row ended for malformed data: pen not used until "
+		      "released", p->corrupt_links);
 		try_connect_waiting(pm);
 		return;
 	}
@@ -1786,7 +1856,7 @@ static void on_found(struct penmgr *pm, const struct transport_event *ev)
 		return;
 	p->cnt.rssi = ev->u.found.rssi;
 	p->in_range = true;
-	if (p->state == PENMGR_STATE_LOST) {
+	if (p->state == PENMGR_STATE_LOST && !p->quarantined) {
 		pen_set_state(p, PENMGR_STATE_DISCOVERED, TRANSPORT_ERR_NONE);
 		try_connect_waiting(pm);
 	}
@@ -1801,7 +1871,7 @@ static void on_lost(struct penmgr *pm, const struct transport_event *ev)
 	p->in_range = false;
 	if (p->state == PENMGR_STATE_DISCOVERED) {
 		pen_set_state(p, PENMGR_STATE_LOST, TRANSPORT_ERR_NONE);
-	} else if (p->state == PENMGR_STATE_BACKOFF) {
+	} else if (p->state == PENMGR_STATE_BACKOFF && !p->quarantined) {
 		timer_stop(p->backoff_timer);
 		pen_set_state(p, PENMGR_STATE_LOST, TRANSPORT_ERR_NONE);
 	}
@@ -1999,6 +2069,27 @@ size_t penmgr_list(struct penmgr *pm, const char **serials, size_t max)
 	return n;
 }
 
+int penmgr_release(struct penmgr *pm, const char *serial)
+{
+	struct pen *p = pen_by_serial(pm, serial);
+
+	if (!p)
+		return -ENOENT;
+	if (!p->quarantined)
+		return 0;
+	log_pen_notice(pen_name(p), "released from quarantine");
+	p->quarantined = false;
+	p->snap.quarantined = false;
+	p->corrupt_links = 0;
+	p->backoff_attempt = 0;
+	if (p->state == PENMGR_STATE_BACKOFF || p->state == PENMGR_STATE_LOST) {
+		pen_set_state(p, p->in_range ? PENMGR_STATE_DISCOVERED : PENMGR_STATE_LOST,
+			      TRANSPORT_ERR_NONE);
+		try_connect_waiting(pm);
+	}
+	return 0;
+}
+
 uint32_t penmgr_ignored(const struct penmgr *pm)
 {
 	return pm->ignored;
@@ -2129,6 +2220,8 @@ const char *penmgr_alert_name(enum penmgr_alert a)
 		return "catchup_failed";
 	case PENMGR_ALERT_ACK_FAILED:
 		return "ack_failed";
+	case PENMGR_ALERT_QUARANTINED:
+		return "pen_quarantined";
 	case PENMGR_ALERT_COUNT:
 		break;
 	}

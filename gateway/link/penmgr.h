@@ -61,7 +61,10 @@ enum penmgr_err {
 };
 
 enum penmgr_alert {
-	PENMGR_ALERT_RECORD_GAP,       /* value: first missing seq, count: how many */
+	/* Records the pen skipped and did not deliver when asked again with
+	 * REPORT RANGE (10.4 step 8); value: first seq of the gap, count: how
+	 * many are missing. The upper layer stores it as a gap entry. */
+	PENMGR_ALERT_RECORD_GAP,
 	PENMGR_ALERT_EPOCH_CHANGED,    /* the pen's store was wiped: restart at seq 1 */
 	PENMGR_ALERT_PROTO_MISMATCH,   /* value: the pen's major version; refused */
 	PENMGR_ALERT_SERIAL_MISMATCH,  /* DIS serial differs from the advertisement */
@@ -73,6 +76,8 @@ enum penmgr_alert {
 	PENMGR_ALERT_COMMIT_FAILED,    /* value: seq the sink failed to commit */
 	PENMGR_ALERT_CATCHUP_FAILED,   /* value: RACP response code */
 	PENMGR_ALERT_ACK_FAILED,       /* value: Pen CP result */
+	PENMGR_ALERT_QUARANTINED,      /* 3 links in a row ended for malformed data:
+					* not used until penmgr_release() */
 	PENMGR_ALERT_COUNT
 };
 
@@ -109,6 +114,7 @@ struct penmgr_snapshot {
 	uint32_t store_epoch;
 	uint32_t committed_seq; /* highest contiguous committed seq */
 	uint32_t acked_seq;     /* highest seq the pen acknowledged */
+	bool quarantined;       /* see PENMGR_ALERT_QUARANTINED */
 };
 
 enum penmgr_event_type {
@@ -188,6 +194,10 @@ int penmgr_get_counters(struct penmgr *pm, const char *serial, struct penmgr_cou
 /* Serials of known pens: writes up to max pointers (valid until the next
  * loop iteration), returns how many pens are known. */
 size_t penmgr_list(struct penmgr *pm, const char **serials, size_t max);
+/* Lets a quarantined pen (PENMGR_ALERT_QUARANTINED) be used again, after
+ * an operator cleared the alert. 0 (also when it was not quarantined) or
+ * -ENOENT. */
+int penmgr_release(struct penmgr *pm, const char *serial);
 /* Advertisements ignored because the serial is not allowed. */
 uint32_t penmgr_ignored(const struct penmgr *pm);
 
@@ -195,9 +205,11 @@ uint32_t penmgr_ignored(const struct penmgr *pm);
  * STOP_SESSION, SET_ZONE, SET_LIVE_RATE; ACK_RECORDS is the manager's own).
  * Requests are sent one at a time per pen; each waits for the pen's
  * response indication with a timeout. cb gets 0 and the response (check
- * rsp->result), or -ETIMEDOUT (the link is then dropped), -ENOTCONN,
- * -ECANCELED, -EREMOTEIO (ATT error), -EPROTO. Returns an id, 0 on failure
- * (pen unknown or not READY, bad request). */
+ * rsp->result), or -ETIMEDOUT (the link is then dropped), -ENOTCONN
+ * (the link went down first), -ECANCELED (penmgr_free/stop), -EREMOTEIO
+ * (the write got an ATT error), -EPROTO (malformed or mismatched
+ * response). Returns an id, 0 on failure: pen unknown, not subscribed yet
+ * (before CATCHING_UP), a request that does not encode, or ACK_RECORDS. */
 typedef void (*penmgr_cp_fn)(int err, const struct nl_cp_rsp *rsp, void *user_data);
 unsigned penmgr_cp_request(struct penmgr *pm, const char *serial, const struct nl_cp_req *req,
 			   penmgr_cp_fn cb, void *user_data, transport_destroy_fn destroy);

@@ -10,6 +10,7 @@
 
 #include "needlelink/crc.h"
 #include "needlelink/pdu.h"
+#include "needlelink/record.h"
 #include "nl-internal.h"
 
 /* ---- CRC framing ------------------------------------------------------- */
@@ -261,6 +262,8 @@ int nl_live_decode(const uint8_t *buf, size_t len, struct nl_live *ret)
 static int pen_status_check(const struct nl_pen_status *s)
 {
 	if (s->state >= NL_PEN_STATE_COUNT)
+		return -ERANGE;
+	if (s->fault_code >= NL_FAULT_CODE_END) /* 0: none, else a fault code */
 		return -ERANGE;
 	if (s->store_capacity < 1 || s->store_used > s->store_capacity)
 		return -ERANGE;

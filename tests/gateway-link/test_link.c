@@ -102,6 +102,13 @@ static bool cond_live(struct harness *h, void *data)
 	return h_counters(h, w->serial).live > w->above;
 }
 
+static bool cond_corrupt_limit(struct harness *h, void *data)
+{
+	struct want_records *w = data;
+
+	return h_seen(h, w->serial)->alerts[PENMGR_ALERT_CORRUPT_LIMIT] >= w->n;
+}
+
 /* Every seq in 1..last reached the sink exactly once, in order. */
 static void check_exactly_once(struct harness *h, const char *serial, uint32_t last)
 {
@@ -258,6 +265,7 @@ static void test_corrupt(void)
 	struct harness h;
 	struct tpen *c1, *c2;
 	struct penmgr_counters before2, after1, after2;
+	struct penmgr_snapshot snap;
 	uint32_t live2;
 
 	h_init(&h);
@@ -288,9 +296,37 @@ static void test_corrupt(void)
 	h_wait(&h, cond_live, &(struct want_live){ "NLT-C2", live2 }, 20000, "C2 live status");
 	CHECK_EQ(h_counters(&h, "NLT-C2").disconnects, 0);
 
-	/* C1 comes back after its backoff, with a fresh per-link count. */
-	h_wait(&h, h_cond_ready, "NLT-C1", 20000, "C1 READY again");
-	CHECK_EQ(h_counters(&h, "NLT-C1").connects, 2);
+	/* C1 comes back after its backoff, with a fresh per-link count. Two
+	 * more links ended the same way put it in quarantine (12.2). */
+	for (unsigned round = 2; round <= 3; round++) {
+		h_wait(&h, h_cond_ready, "NLT-C1", 20000, "C1 READY again");
+		CHECK_EQ(h_counters(&h, "NLT-C1").connects, round);
+		for (unsigned i = 0; i < 5; i++)
+			CHECK(lradio_server_notify_raw(c1->srv, SIM_CHR_LIVE_STATUS, garbage,
+						       sizeof(garbage)) == 0);
+		h_wait(&h, cond_corrupt_limit, &(struct want_records){ "NLT-C1", round }, 20000,
+		       "C1 dropped again");
+	}
+	h_wait(&h, cond_alert, &(struct want_alert){ "NLT-C1", PENMGR_ALERT_QUARANTINED }, 20000,
+	       "C1 quarantined");
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-C1", &snap) == 0);
+	CHECK(snap.quarantined);
+	CHECK_EQ(snap.state, PENMGR_STATE_BACKOFF);
+	CHECK_EQ(h_counters(&h, "NLT-C1").connects, 3);
+
+	/* An operator clears it: used again. */
+	CHECK_EQ(penmgr_release(h.pm, "NLT-C1"), 0);
+	h_wait(&h, h_cond_ready, "NLT-C1", 20000, "C1 READY after release");
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-C1", &snap) == 0);
+	CHECK(!snap.quarantined);
+	CHECK_EQ(penmgr_release(h.pm, "NLT-NONE"), -ENOENT);
+
+	/* C2 was never affected. */
+	after2 = h_counters(&h, "NLT-C2");
+	CHECK_EQ(after2.disconnects, 0);
+	CHECK_EQ(after2.corrupt, 0);
+	CHECK_EQ(after2.connects, 1);
+	CHECK_EQ(h_state(&h, "NLT-C2"), PENMGR_STATE_READY);
 	(void)c2;
 	h_fini(&h);
 }

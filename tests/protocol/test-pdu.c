@@ -12,6 +12,7 @@
  */
 #include "check.h"
 #include "needlelink/pdu.h"
+#include "needlelink/record.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -301,6 +302,8 @@ static void test_pen_status(void)
 	check_malformed("pen_status", g, n, dec_status, enc_status, CHECK_HAS_CRC | CHECK_EXTENSIBLE);
 
 	CHECK_INT(check_decode_patched(g, n, 4, 7, 1, dec_status, true), -ERANGE);     /* state */
+	CHECK_INT(check_decode_patched(g, n, 5, 7, 2, dec_status, true), -ERANGE);     /* fault code */
+	CHECK_INT(check_decode_patched(g, n, 5, 0x0100, 2, dec_status, true), -ERANGE);
 	CHECK_INT(check_decode_patched(g, n, 7, 1001, 2, dec_status, true), -ERANGE);  /* used */
 	CHECK_INT(check_decode_patched(g, n, 9, 0, 2, dec_status, true), -ERANGE);     /* capacity */
 	CHECK_INT(check_decode_patched(g, n, 23, 101, 1, dec_status, true), -ERANGE);  /* battery */
@@ -316,6 +319,8 @@ static void test_pen_status(void)
 	}
 	EDGE_BAD(nl_pen_status_encode, struct nl_pen_status, status_ref, flags, 0x4000);
 	EDGE_OK(nl_pen_status_encode, nl_pen_status_decode, struct nl_pen_status, status_ref, flags, NL_STATUS_ALL);
+	EDGE_OK(nl_pen_status_encode, nl_pen_status_decode, struct nl_pen_status, status_ref, fault_code, 6);
+	EDGE_BAD(nl_pen_status_encode, struct nl_pen_status, status_ref, fault_code, 7);
 	EDGE_OK(nl_pen_status_encode, nl_pen_status_decode, struct nl_pen_status, status_ref, store_used, 1000);
 	EDGE_BAD(nl_pen_status_encode, struct nl_pen_status, status_ref, store_used, 1001);
 	EDGE_OK(nl_pen_status_encode, nl_pen_status_decode, struct nl_pen_status, status_ref, battery_pct, 100);

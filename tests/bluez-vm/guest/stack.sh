@@ -88,10 +88,17 @@ ip link set lo up 2>/dev/null
 
 modprobe -a bluetooth hci_vhci ecdh_generic cmac ||
 	bringup_fail "modprobe bluetooth hci_vhci ecdh_generic cmac failed"
+# What btvirt (AF_ALG crypto) and the kernel's SMP (random numbers) would
+# otherwise autoload while a controller waits out its 2 s HCI Reset.
+modprobe -a af_alg algif_hash algif_skcipher ecb ctr drbg jitterentropy_rng \
+	sha512_generic sha3_generic ansi_cprng ||
+	log "warning: some crypto modules did not load"
+log "modules loaded"
 
 mkdir -p /run/dbus
 dbus-daemon --system --fork >>"$nl_res/bringup.log" 2>&1 ||
 	bringup_fail "dbus-daemon --system failed"
+log "system bus up"
 
 # btmon first, so the capture holds the controllers' whole life.
 btmon -w "$nl_res/btmon.snoop" >/dev/null 2>&1 &
