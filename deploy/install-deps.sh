@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libdbus-1-dev libsystemd-dev libpaho-mqtt-dev libcjson-dev libsqlite3-dev
 	libbluetooth-dev libinih-dev)
 run_pkgs=(mosquitto mosquitto-clients)
-test_pkgs=(python3-jsonschema)
+test_pkgs=(python3-jsonschema openssl)
 
 case "${1:-}" in
 build) want=("${build_pkgs[@]}") ;;

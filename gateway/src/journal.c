@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -153,6 +154,9 @@ struct journal {
 	struct waiter *done_head, *done_tail; /* results known, to run */
 	struct touched_pen *touched;
 	size_t n_touched, cap_touched;
+	bool outbox_added; /* the open batch adds outbox rows */
+	journal_outbox_hook outbox_hook;
+	void *outbox_hook_ud;
 	int schema;
 };
 
@@ -309,6 +313,9 @@ static void end_batch(struct journal *j, int result)
 	else
 		(void)reload_next_id(j);
 	move_waiters_to_done(j, result);
+	if (result == 0 && j->outbox_added && j->outbox_hook)
+		j->outbox_hook(j->outbox_hook_ud);
+	j->outbox_added = false;
 }
 
 /* After a failed write: SQLite rolls the whole transaction back on some
@@ -386,6 +393,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	(void)journal_flush(userdata);
 	return 0;
+}
+
+void journal_set_outbox_hook(struct journal *j, journal_outbox_hook fn, void *userdata)
+{
+	j->outbox_hook = fn;
+	j->outbox_hook_ud = userdata;
 }
 
 unsigned journal_pending(struct journal *j)
@@ -557,6 +570,7 @@ int journal_add_outbox(struct journal *j, const char *topic, const void *payload
 	if (r < 0)
 		return end_write(j, r);
 	j->next_outbox_id = id + 1;
+	j->outbox_added = true;
 	if (ret_id)
 		*ret_id = id;
 	return end_write(j, 0);
@@ -755,6 +769,23 @@ static int set_pragmas(struct journal *j)
 	return exec(j, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
 }
 
+/* A bare start should work: create the journal's directory (one level,
+ * like systemd's StateDirectory=) when it is missing. */
+static void make_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0750) == 0)
+		log_notice("journal: created %s", dir);
+}
+
 int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
 		 struct journal **ret)
 {
@@ -771,6 +802,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us
 							 : DEFAULT_BATCH_DELAY_US;
 
+	make_parent(path);
 	rc = sqlite3_open_v2(path, &j->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

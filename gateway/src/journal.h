@@ -42,8 +42,8 @@ struct journal_options {
 	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 5000 */
 };
 
-/* Opens (creating if needed) and migrates the database at path; its
- * directory must exist. opts may be NULL. Returns 0, -EPROTONOSUPPORT for a
+/* Opens (creating if needed) and migrates the database at path; a missing
+ * directory is created (one level, mode 0750). opts may be NULL. Returns 0, -EPROTONOSUPPORT for a
  * journal written by a newer schema, or another -errno. */
 int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
 		 struct journal **ret);
@@ -97,6 +97,13 @@ typedef void (*journal_commit_cb)(int result, void *userdata);
 /* cb(result, userdata) once all writes made so far are committed (or their
  * batch failed). Returns 0 or -ENOMEM. */
 int journal_commit(struct journal *j, journal_commit_cb cb, void *userdata);
+
+/* Called right after each commit that made new outbox rows visible, from
+ * inside whichever journal call or timer committed. It must not call into
+ * the journal: it is meant to schedule work (mqtt_new() installs one that
+ * wakes the outbox drain). One hook per journal; NULL removes it. */
+typedef void (*journal_outbox_hook)(void *userdata);
+void journal_set_outbox_hook(struct journal *j, journal_outbox_hook fn, void *userdata);
 
 /* Commits the open batch now; callbacks still run from the loop. Returns 0
  * (also when nothing was open) or the commit's -errno. */

@@ -69,6 +69,7 @@ struct slot_ctx {
 struct slot {
 	bool busy;
 	int64_t outbox_id;
+	uint64_t generation; /* connection it was published on */
 };
 
 struct mqtt {
@@ -94,6 +95,8 @@ struct mqtt {
 	struct slot *slots;
 	unsigned n_slots;
 	unsigned busy;
+	uint64_t generation; /* counts successful connects */
+	sd_event_source *quarantine_timer;
 	int64_t cursor; /* highest outbox id handed to Paho on this connection */
 	bool send_blocked;
 	int64_t *qos0_sent; /* ids to mark after a page was read */
@@ -584,6 +587,7 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 	if (row->qos == 1) {
 		m->slots[slot].busy = true;
 		m->slots[slot].outbox_id = row->id;
+		m->slots[slot].generation = m->generation;
 		m->busy++;
 	} else if (m->n_qos0 < PAGE_MAX) {
 		m->qos0_sent[m->n_qos0++] = row->id;
@@ -629,6 +633,11 @@ void mqtt_kick(struct mqtt *m)
 		schedule_pump(m);
 }
 
+static void on_outbox_committed(void *userdata)
+{
+	mqtt_kick(userdata);
+}
+
 static void subscribe(struct mqtt *m)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -647,11 +656,47 @@ static void subscribe(struct mqtt *m)
 		log_err("mqtt: subscribe to %s refused: %s", m->request_filter, paho_error(rc));
 }
 
-static void free_all_slots(struct mqtt *m)
+/* Slots still busy from an earlier connection. Paho fails every publish
+ * awaiting its PUBACK before it reports the connection lost, so these are
+ * rare (a publish still queued inside Paho when the link dropped), and their
+ * callback may yet come: until it does, or until the quarantine ends, the
+ * slot is not reused, so that callback cannot be taken for another
+ * message's. Their rows are still unsent and go out again meanwhile. */
+static unsigned release_old_slots(struct mqtt *m, bool log_each)
 {
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < m->n_slots; i++) {
+		struct slot *s = &m->slots[i];
+		if (s->busy && s->generation < m->generation) {
+			if (log_each)
+				log_warning("mqtt: outbox message %lld: no answer from an old connection, giving up on it",
+					    (long long)s->outbox_id);
+			s->busy = false;
+			m->busy--;
+			n++;
+		}
+	}
+	return n;
+}
+
+static unsigned count_old_slots(const struct mqtt *m)
+{
+	unsigned n = 0;
+
 	for (unsigned i = 0; i < m->n_slots; i++)
-		m->slots[i].busy = false;
-	m->busy = 0;
+		if (m->slots[i].busy && m->slots[i].generation < m->generation)
+			n++;
+	return n;
+}
+
+static int on_quarantine_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mqtt *m = userdata;
+
+	if (release_old_slots(m, true))
+		schedule_pump(m);
+	return 0;
 }
 
 static void handle_connected(struct mqtt *m)
@@ -662,12 +707,14 @@ static void handle_connected(struct mqtt *m)
 	m->attempts = 0;
 	m->cursor = 0;
 	m->stats.connects++;
-	/* Paho has failed every publish of the last connection (clean session)
-	 * before reporting it lost, so no slot should still be busy; if one is,
-	 * its row is unsent and goes out again below anyway. */
-	if (m->busy)
-		log_warning("mqtt: %u publishes of the last connection never completed", m->busy);
-	free_all_slots(m);
+	m->generation++;
+	if (count_old_slots(m)) {
+		uint64_t t = (uint64_t)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 4000000u;
+		log_notice("mqtt: %u publishes of the last connection still unanswered", m->busy);
+		if (sd_event_source_set_time_relative(m->quarantine_timer, t) < 0 ||
+		    sd_event_source_set_enabled(m->quarantine_timer, SD_EVENT_ONESHOT) < 0)
+			(void)release_old_slots(m, true);
+	}
 	log_notice("mqtt: connected to %s (MQTT %s)", m->uri, m->v5 ? "5" : "3.1.1");
 	(void)mqtt_publish(m, &(struct mqtt_message){ .topic = m->state_topic,
 						      .payload = STATE_ONLINE,
@@ -688,7 +735,6 @@ static void handle_down(struct mqtt *m, const char *what, const char *detail)
 		return;
 	log_warning("mqtt: %s%s%s; %u messages in flight will be sent again", what,
 		    detail ? ": " : "", detail ? detail : "", m->busy);
-	free_all_slots(m);
 	schedule_reconnect(m);
 }
 
@@ -986,6 +1032,11 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	if (r < 0)
 		goto fail;
 	(void)sd_event_source_set_enabled(m->stop_timer, SD_EVENT_OFF);
+	r = sd_event_add_time_relative(e, &m->quarantine_timer, CLOCK_MONOTONIC, 1000000, 100000,
+				       on_quarantine_end, m);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(m->quarantine_timer, SD_EVENT_OFF);
 	r = sd_event_add_defer(e, &m->pump_defer, on_pump, m);
 	if (r < 0)
 		goto fail;
@@ -1015,6 +1066,8 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 		r = -EIO;
 		goto fail;
 	}
+	if (j)
+		journal_set_outbox_hook(j, on_outbox_committed, m);
 	*ret = m;
 	return 0;
 fail:
@@ -1026,6 +1079,8 @@ void mqtt_free(struct mqtt *m)
 {
 	if (!m)
 		return;
+	if (m->journal)
+		journal_set_outbox_hook(m->journal, NULL, NULL);
 	/* Refuse further events first; then no Paho thread is left holding
 	 * our context once the client is destroyed. */
 	if (m->queue)
@@ -1036,6 +1091,7 @@ void mqtt_free(struct mqtt *m)
 	sd_event_source_disable_unref(m->reconnect_timer);
 	sd_event_source_disable_unref(m->stop_timer);
 	sd_event_source_disable_unref(m->pump_defer);
+	sd_event_source_disable_unref(m->quarantine_timer);
 	free(m->slots);
 	free(m->slot_ctx);
 	free(m->qos0_sent);

@@ -74,7 +74,9 @@ struct mqtt_message {
 
 /* Reads host, port, protocol, client id, credentials, TLS, keepalive,
  * timeout, max_inflight, gateway id and base topic from c (which must stay
- * alive and validated). j may be NULL (no outbox). Does not connect. */
+ * alive and validated). j may be NULL (no outbox); otherwise it must outlive
+ * the mqtt object, whose journal outbox hook this installs. Does not
+ * connect. */
 int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt **ret);
 
 /* Destroys the Paho client at once (the broker then publishes the will) and
@@ -91,8 +93,9 @@ int mqtt_start(struct mqtt *m);
  * calls cb from the loop. Bounded by the configured timeout. */
 int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata);
 
-/* New outbox rows were committed: publish them soon. Cheap; call after each
- * journal commit callback. */
+/* New outbox rows were committed: publish them soon. Cheap. mqtt_new()
+ * installs a journal outbox hook that calls this after every commit that
+ * added outbox rows, so callers need it only for rows from elsewhere. */
 void mqtt_kick(struct mqtt *m);
 
 /* Publishes now. Returns 0, -ENOTCONN when not connected, -EINVAL, or -EIO

@@ -213,6 +213,14 @@ static int64_t add_msg(struct journal *j, const char *topic, int qos)
 	return id;
 }
 
+static int hook_calls;
+
+static void on_outbox_hook(void *userdata)
+{
+	CHECK(userdata == &hook_calls);
+	hook_calls++;
+}
+
 static void test_outbox(void)
 {
 	struct journal *j;
@@ -221,6 +229,14 @@ static void test_outbox(void)
 	int64_t first, last = 0;
 
 	CHECK_INT(journal_open(loop, db_path("outbox.db"), NULL, &j), 0);
+	journal_set_outbox_hook(j, on_outbox_hook, &hook_calls);
+	/* A batch without outbox rows does not call the hook. */
+	{
+		struct journal_record r = rec("NL-5", 1, 1, 0);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+		CHECK_INT(journal_flush(j), 0);
+		CHECK_INT(hook_calls, 0);
+	}
 	first = journal_outbox_next_id(j);
 	CHECK_INT(first, 1);
 	for (int i = 0; i < 20; i++)
@@ -228,7 +244,9 @@ static void test_outbox(void)
 	CHECK_INT(last, 20);
 	/* Not committed yet: invisible to the publisher. */
 	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 0);
+	CHECK_INT(hook_calls, 0);
 	wait_commit(j);
+	CHECK_INT(hook_calls, 1);
 	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 20);
 	for (int i = 0; i < 20; i++)
 		CHECK_INT(c.ids[i], i + 1);
@@ -336,6 +354,12 @@ int main(void)
 	test_batching_and_order();
 	test_outbox();
 	test_crash();
+	{
+		/* a missing directory is created */
+		struct journal *j;
+		CHECK_INT(journal_open(loop, db_path("state/j.db"), NULL, &j), 0);
+		journal_close(j);
+	}
 	sd_event_unref(loop);
 	{
 		char cmd[600];

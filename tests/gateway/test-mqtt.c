@@ -7,6 +7,12 @@
  *
  *   test-mqtt PUBLISHER basic           all messages, in id order, with
  *                                       nl-msg-id; request/response; state
+ *   test-mqtt PUBLISHER basic-311       the same with the gateway on MQTT
+ *                                       3.1.1 (no properties: the reply goes
+ *                                       to BASE/pens/SERIAL/response/NAME)
+ *   test-mqtt PUBLISHER basic-tls       the same with the gateway on TLS with a
+ *                                       client certificate (CA and certs
+ *                                       made here with the openssl tool)
  *   test-mqtt PUBLISHER broker-restart  broker stopped mid-stream and
  *                                       restarted on the same port
  *   test-mqtt PUBLISHER publisher-kill  publisher SIGKILLed mid-stream,
@@ -22,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,8 +40,9 @@
 #define BASE "nltest"
 #define GW "gw-test"
 #define RESP_TOPIC "nltest-client/resp/1"
+#define FALLBACK_RESP_TOPIC BASE "/pens/NL-7/response/ping"
 
-enum scenario { SC_BASIC, SC_BROKER_RESTART, SC_PUBLISHER_KILL };
+enum scenario { SC_BASIC, SC_BASIC_311, SC_BASIC_TLS, SC_BROKER_RESTART, SC_PUBLISHER_KILL };
 
 enum sub_ev_kind { SUB_CONNECTED, SUB_CONNECT_FAILED, SUB_SUBSCRIBED, SUB_MESSAGE };
 
@@ -55,6 +63,7 @@ struct test {
 	char broker_conf[128];
 	char pub_conf[128];
 	int port;
+	int tls_port;
 	uint64_t count;
 	const char *rows;
 
@@ -106,6 +115,8 @@ static pid_t spawn(const char *path, char *const argv[], const char *log_name)
 		}
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Never outlive the test, even when ctest kills it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(path, argv);
 		_exit(127);
 	}
@@ -287,13 +298,13 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 static void sub_subscribe(void)
 {
 	char *topics[] = { (char *)BASE "/test/#", (char *)BASE "/gateways/+/state",
-			   (char *)RESP_TOPIC };
-	int qos[] = { 1, 1, 1 };
+			   (char *)RESP_TOPIC, (char *)FALLBACK_RESP_TOPIC };
+	int qos[] = { 1, 1, 1, 1 };
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 
 	ro.onSuccess5 = sub_subscribed;
 	ro.onFailure5 = sub_subscribe_failed;
-	CHECK(MQTTAsync_subscribeMany(T.sub, 3, topics, qos, &ro) == MQTTASYNC_SUCCESS);
+	CHECK(MQTTAsync_subscribeMany(T.sub, 4, topics, qos, &ro) == MQTTASYNC_SUCCESS);
 }
 
 static void send_request(void)
@@ -324,7 +335,7 @@ static void check_finished(void)
 {
 	if (T.finished || T.distinct < T.count || !T.pub_done)
 		return;
-	if (T.sc == SC_BASIC && !T.reply_ok)
+	if ((T.sc == SC_BASIC || T.sc == SC_BASIC_311 || T.sc == SC_BASIC_TLS) && !T.reply_ok)
 		return;
 	/* The graceful stop says offline last. */
 	if (strcmp(T.last_state, "{\"state\":\"offline\"}") != 0)
@@ -357,8 +368,8 @@ static void on_stream(struct sub_ev *ev)
 	if (sscanf(ev->payload, "{\"n\":%llu,\"nl-msg-id\":%lld}", &n, &id) != 2 || n == 0 ||
 	    n > T.count)
 		fail("malformed stream payload");
-	/* The id travels twice: user property and payload. */
-	if (ev->prop_id != id)
+	/* The id travels twice: user property (MQTT 5) and payload. */
+	if (T.sc == SC_BASIC_311 ? ev->prop_id != -1 : ev->prop_id != id)
 		fail("nl-msg-id user property differs from the payload's");
 	T.total++;
 	if (T.id_of_n[n] == 0) {
@@ -406,7 +417,7 @@ static void handle(void *msg, void *userdata)
 				ev->retained ? " (retained)" : "");
 			if (strstr(ev->payload, "\"online\"")) {
 				T.online_after_fault += T.fault_done;
-				if (T.sc == SC_BASIC && !T.request_sent)
+				if ((T.sc == SC_BASIC || T.sc == SC_BASIC_311 || T.sc == SC_BASIC_TLS) && !T.request_sent)
 					send_request();
 			} else if (strstr(ev->payload, "\"offline\"")) {
 				T.offline_after_fault += T.fault_done;
@@ -414,9 +425,12 @@ static void handle(void *msg, void *userdata)
 				    T.pub_pid == 0)
 					start_publisher();
 			}
-		} else if (!strcmp(ev->topic, RESP_TOPIC)) {
-			if (strcmp(ev->payload, "pong:hello") != 0 || !ev->correlation ||
-			    strcmp(ev->correlation, "corr-42") != 0)
+		} else if (!strcmp(ev->topic, T.sc == SC_BASIC_311 ? FALLBACK_RESP_TOPIC : RESP_TOPIC)) {
+			/* MQTT 5: to the response topic, with the correlation data;
+			 * 3.1.1 has neither: the reply goes to the fixed topic. */
+			if (strcmp(ev->payload, "pong:hello") != 0 ||
+			    (T.sc == SC_BASIC_311 ? ev->correlation != NULL
+						  : !ev->correlation || strcmp(ev->correlation, "corr-42") != 0))
 				fail("bad reply to the request");
 			T.reply_ok = true;
 		} else {
@@ -451,6 +465,29 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
+/* A CA, a server certificate for 127.0.0.1 and a client certificate. */
+static void make_certs(void)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cd '%s'; exec 2>openssl.log; "
+		 "key='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+		 "openssl req -x509 $key -keyout ca.key -out ca.pem -days 2 -subj /CN=nltest-ca; "
+		 "openssl req $key -keyout server.key -out server.csr -subj /CN=localhost; "
+		 "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext; "
+		 "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+		 "  -out server.pem -days 2 -extfile san.ext; "
+		 "openssl req $key -keyout client.key -out client.csr -subj /CN=" GW "; "
+		 "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+		 "  -out client.pem -days 2",
+		 T.dir);
+	if (system(cmd) != 0) {
+		dump_log("openssl.log");
+		fail("cannot make test certificates with openssl");
+	}
+}
+
 static void write_configs(void)
 {
 	FILE *f;
@@ -459,7 +496,6 @@ static void write_configs(void)
 	f = fopen(T.broker_conf, "w");
 	CHECK(f);
 	fprintf(f,
-		"listener %d 127.0.0.1\n"
 		"allow_anonymous true\n"
 		"persistence true\n"
 		"persistence_location %s/\n"
@@ -467,8 +503,17 @@ static void write_configs(void)
 		"log_dest stderr\n"
 		"log_type error\n"
 		"log_type warning\n"
-		"log_type notice\n",
-		T.port, T.dir);
+		"log_type notice\n"
+		"listener %d 127.0.0.1\n",
+		T.dir, T.port);
+	if (T.sc == SC_BASIC_TLS)
+		fprintf(f,
+			"listener %d 127.0.0.1\n"
+			"cafile %s/ca.pem\n"
+			"certfile %s/server.pem\n"
+			"keyfile %s/server.key\n"
+			"require_certificate true\n",
+			T.tls_port, T.dir, T.dir, T.dir);
 	if (geteuid() == 0)
 		fprintf(f, "user root\n");
 	fclose(f);
@@ -485,11 +530,18 @@ static void write_configs(void)
 		"[mqtt]\n"
 		"host = 127.0.0.1\n"
 		"port = %d\n"
-		"protocol = 5\n"
+		"protocol = %s\n"
 		"keepalive_s = 10\n"
 		"timeout = 5\n"
 		"max_inflight = 64\n",
-		T.dir, T.port);
+		T.dir, T.sc == SC_BASIC_TLS ? T.tls_port : T.port,
+		T.sc == SC_BASIC_311 ? "3.1.1" : "5");
+	if (T.sc == SC_BASIC_TLS)
+		fprintf(f,
+			"tls_ca = %s/ca.pem\n"
+			"tls_cert = %s/client.pem\n"
+			"tls_key = %s/client.key\n",
+			T.dir, T.dir, T.dir);
 	fclose(f);
 }
 
@@ -500,7 +552,7 @@ int main(int argc, char **argv)
 	char uri[64];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s PUBLISHER basic|broker-restart|publisher-kill\n", argv[0]);
+		fprintf(stderr, "usage: %s PUBLISHER basic|basic-311|basic-tls|broker-restart|publisher-kill\n", argv[0]);
 		return 2;
 	}
 	/* Fail, never skip, when the broker is missing. */
@@ -512,6 +564,14 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[2], "basic")) {
 		T.sc = SC_BASIC;
 		T.count = 3000;
+		T.rows = "20";
+	} else if (!strcmp(argv[2], "basic-311")) {
+		T.sc = SC_BASIC_311;
+		T.count = 3000;
+		T.rows = "20";
+	} else if (!strcmp(argv[2], "basic-tls")) {
+		T.sc = SC_BASIC_TLS;
+		T.count = 2000;
 		T.rows = "20";
 	} else if (!strcmp(argv[2], "broker-restart")) {
 		T.sc = SC_BROKER_RESTART;
@@ -538,6 +598,12 @@ int main(int argc, char **argv)
 	snprintf(T.dir, sizeof(T.dir), "/tmp/nlgw-mqtt-XXXXXX");
 	CHECK(mkdtemp(T.dir));
 	T.port = free_port();
+	if (T.sc == SC_BASIC_TLS) {
+		do
+			T.tls_port = free_port();
+		while (T.tls_port == T.port);
+		make_certs();
+	}
 	write_configs();
 	CHECK(sd_event_new(&T.e) >= 0);
 	CHECK(queue_new(T.e, handle, sub_ev_free, NULL, &T.q) == 0);
@@ -563,6 +629,8 @@ int main(int argc, char **argv)
 		CHECK(T.id_of_n[n] > 0);
 	switch (T.sc) {
 	case SC_BASIC:
+	case SC_BASIC_311:
+	case SC_BASIC_TLS:
 		/* no fault: exactly once and in outbox order */
 		CHECK_INT(T.total, T.count);
 		CHECK(T.in_order);
