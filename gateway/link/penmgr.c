@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "log.h"
@@ -959,6 +960,12 @@ static void on_racp_value(struct pen *p, const uint8_t *val, size_t len)
 		log_pen_info(pen_name(p), "catch-up done: %" PRIu32 " records, %" PRIu32
 			     " skipped, last seq %" PRIu32, p->racp.received, p->racp.gaps,
 			     p->received_hi);
+		/* 10.4 step 7: the pen says there is more (written meanwhile, or
+		 * lost at the tail): ask again, as long as each round brings
+		 * something. */
+		if (p->racp.received > 0 && p->snap.status.store_epoch == p->epoch &&
+		    p->snap.status.last_seq > p->received_hi)
+			p->racp_again = true;
 	}
 	/* The next procedure waits until this indication is confirmed. */
 	pen_kick(p);
@@ -1099,8 +1106,9 @@ static void on_record_value(struct pen *p, const uint8_t *val, size_t len)
 
 static void status_update(struct pen *p, const struct nl_pen_status *st)
 {
-	bool fetch = p->state == PENMGR_STATE_READY && st->store_epoch == p->epoch &&
-		     st->last_seq > p->received_hi;
+	bool fetch = p->cp_ready && p->cursor_loaded && st->store_epoch == p->epoch &&
+		     st->last_seq > p->received_hi &&
+		     (p->state == PENMGR_STATE_READY || p->state == PENMGR_STATE_CATCHING_UP);
 
 	p->snap.status = *st;
 	p->snap.has_status = true;
@@ -1830,7 +1838,14 @@ static void on_found(struct penmgr *pm, const struct transport_event *ev)
 {
 	struct pen *p = pen_by_addr(pm, ev->addr);
 	const char *serial = ev->u.found.serial;
+	bool pen_service = false;
 
+	/* 2.3: a pen advertises the NeedleLink Pen Service. */
+	for (size_t i = 0; i < ev->u.found.n_uuids; i++)
+		if (strcasecmp(ev->u.found.uuids[i], NL_UUID_SERVICE) == 0)
+			pen_service = true;
+	if (!pen_service)
+		return;
 	if (serial && serial[0] && !serial_allowed(pm, serial)) {
 		if (!p || !p->ignored) {
 			pm->ignored++;

@@ -148,7 +148,9 @@ struct penmgr_event {
 typedef void (*penmgr_commit_fn)(int err, void *commit_data);
 
 struct penmgr_callbacks {
-	/* A decoded record (raw: its encoding with CRC). Return 0 and call
+	/* A decoded record (raw: its encoding with CRC; rec and raw are valid
+	 * during the call only). Records come in sequence order, except
+	 * those of a gap asked for again, which come late. Return 0 and call
 	 * done(err, commit_data) later (possibly from inside this call), or
 	 * return -errno: done must then not be called. */
 	int (*record)(void *user_data, const char *serial, const struct nl_record *rec,
@@ -172,7 +174,9 @@ struct penmgr_config {
 	uint64_t backoff_max_usec;  /* 0: 5 min */
 	unsigned corrupt_limit;     /* corrupt values per link before dropping, 0: 5 */
 	int64_t clock_drift_max_s;  /* SET_TIME above this drift, 0: 2 */
-	/* Unix time in seconds for SET_TIME; NULL: CLOCK_REALTIME. */
+	/* Unix time in seconds for SET_TIME; NULL: CLOCK_REALTIME. Return -1
+	 * when the clock is not synchronised: the pen's clock is then left
+	 * alone (10.3 step 2). */
 	int64_t (*now_unix)(void *user_data);
 };
 
@@ -181,7 +185,9 @@ struct penmgr;
 /* Takes over the transport's event sink. t must outlive the manager. */
 int penmgr_new(sd_event *ev, struct transport *t, const struct penmgr_config *cfg,
 	       const struct penmgr_callbacks *cb, void *user_data, struct penmgr **ret);
-/* Drops every link; pending CP callbacks complete with -ECANCELED. NULL ok. */
+/* Drops every link; pending CP callbacks complete with -ECANCELED. NULL ok.
+ * Not from inside one of the manager's callbacks. Record commits still
+ * with the upper layer may complete afterwards (a no-op then). */
 void penmgr_free(struct penmgr *pm);
 
 /* Starts scanning; pens are connected as they are found. */

@@ -134,7 +134,8 @@ struct transport_ops {
 	void (*scan_stop)(void *priv);
 	unsigned (*connect)(void *priv, const char *addr, transport_status_fn cb,
 			    void *user_data, transport_destroy_fn destroy);
-	/* Drops the link now; pending requests complete with -ECANCELED. */
+	/* Drops the link now. Pending requests are cancelled (callbacks do
+	 * not run, destroy does); no DISCONNECTED event follows. */
 	void (*disconnect)(void *priv, const char *addr);
 	unsigned (*exchange_mtu)(void *priv, const char *addr, uint16_t mtu,
 				 transport_mtu_fn cb, void *user_data,

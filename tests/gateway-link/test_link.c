@@ -266,8 +266,10 @@ static void test_corrupt(void)
 	struct tpen *c1, *c2;
 	struct penmgr_counters before2, after1, after2;
 	struct penmgr_snapshot snap;
+	uint8_t big[NL_PDU_MAX + 40];
 	uint32_t live2;
 
+	memset(big, 0x5a, sizeof(big));
 	h_init(&h);
 	c1 = h_pen_new(&h, "NLT-C1", true);
 	c2 = h_pen_new(&h, "NLT-C2", true);
@@ -276,9 +278,12 @@ static void test_corrupt(void)
 	h_wait(&h, h_cond_ready, "NLT-C2", 20000, "C2 READY");
 	before2 = h_counters(&h, "NLT-C2");
 
-	for (unsigned i = 0; i < 5; i++)
+	/* Three values that fail their CRC, two larger than any value may be. */
+	for (unsigned i = 0; i < 3; i++)
 		CHECK(lradio_server_notify_raw(c1->srv, SIM_CHR_LIVE_STATUS, garbage,
 					       sizeof(garbage)) == 0);
+	for (unsigned i = 0; i < 2; i++)
+		CHECK(lradio_server_notify_raw(c1->srv, SIM_CHR_CARTRIDGE, big, sizeof(big)) == 0);
 	h_wait(&h, cond_alert, &(struct want_alert){ "NLT-C1", PENMGR_ALERT_CORRUPT_LIMIT }, 20000,
 	       "C1 dropped for malformed data");
 	after1 = h_counters(&h, "NLT-C1");
@@ -523,6 +528,75 @@ static void test_cp(void)
 	h_fini(&h);
 }
 
+/* A pen that stops answering: the Pen CP request times out, the link is
+ * dropped and comes back once the pen answers again. */
+static void test_cp_timeout(void)
+{
+	static const char *const allow[] = { "NLT-T1", NULL };
+	struct nl_cp_req req = { .op = NL_CP_SET_LIVE_RATE, .u.live_rate_hz = 5 };
+	struct cp_result res = { 0 };
+	struct harness h;
+	struct tpen *t;
+
+	h_init(&h);
+	h.cfg.cp_timeout_usec = 300000;
+	t = h_pen_new(&h, "NLT-T1", true);
+	h_gateway_start(&h, allow);
+	h_wait(&h, h_cond_ready, "NLT-T1", 20000, "T1 READY");
+	lradio_server_set_silent(t->srv, true);
+	CHECK(penmgr_cp_request(h.pm, "NLT-T1", &req, cp_cb, &res, cp_destroy) > 0);
+	h_wait(&h, cond_cp_done, &res, 20000, "CP timeout");
+	CHECK_EQ(res.calls, 1);
+	CHECK_EQ(res.err, -ETIMEDOUT);
+	CHECK(h_state(&h, "NLT-T1") != PENMGR_STATE_READY);
+	CHECK(h_counters(&h, "NLT-T1").errors[PENMGR_ERR_TIMEOUT] >= 1);
+	lradio_server_set_silent(t->srv, false);
+	h_wait(&h, h_cond_ready, "NLT-T1", 20000, "T1 READY again");
+	CHECK_EQ(h_counters(&h, "NLT-T1").connects, 2);
+	h_fini(&h);
+}
+
+static bool cond_two_ready(struct harness *h, void *data)
+{
+	const char *const *serials = data;
+	unsigned n = 0;
+
+	for (size_t i = 0; serials[i]; i++)
+		n += h_state(h, serials[i]) == PENMGR_STATE_READY;
+	return n == 2;
+}
+
+/* At most max_connections links; a pen waits for a free slot. */
+static void test_cap(void)
+{
+	static const char *const allow[] = { "NLT-K1", "NLT-K2", "NLT-K3", NULL };
+	struct tpen *k[3];
+	struct harness h;
+	const char *waiting = NULL;
+	size_t gone = 0;
+
+	h_init(&h);
+	h.cfg.max_connections = 2;
+	for (size_t i = 0; i < 3; i++)
+		k[i] = h_pen_new(&h, allow[i], true);
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_two_ready, (void *)allow, 20000, "two pens READY");
+	for (size_t i = 0; i < 3; i++)
+		if (h_state(&h, allow[i]) != PENMGR_STATE_READY) {
+			CHECK(waiting == NULL);
+			waiting = allow[i];
+			CHECK_EQ(h_state(&h, allow[i]), PENMGR_STATE_DISCOVERED);
+			CHECK_EQ(h_counters(&h, allow[i]).connect_attempts, 0);
+		}
+	CHECK(waiting != NULL);
+	/* One READY pen leaves: the waiting one gets its slot. */
+	gone = strcmp(waiting, allow[0]) == 0 ? 1 : 0;
+	CHECK(lradio_server_set_in_range(k[gone]->srv, false) == 0);
+	h_wait(&h, h_cond_ready, (void *)waiting, 20000, "the waiting pen READY");
+	CHECK(h_state(&h, allow[gone]) != PENMGR_STATE_READY);
+	h_fini(&h);
+}
+
 /* ---- a scripted pen for what the real one never does ------------------ */
 
 struct fakepen {
@@ -530,6 +604,12 @@ struct fakepen {
 	uint8_t major;
 	struct lradio_server *srv;
 	unsigned connects;
+	struct {
+		enum sim_chr chr;
+		uint16_t value;
+	} cccd[16];
+	size_t n_cccd;
+	unsigned state_reads;
 };
 
 static void fake_connected(void *pen, uint16_t mtu)
@@ -570,18 +650,21 @@ static int fake_read(void *pen, enum sim_chr chr, uint8_t *buf, size_t size)
 			r = nl_pdu_put_crc(buf, (size_t)r - 2, size);
 		}
 		return r;
+	case SIM_CHR_ACTIVE_LIMITS:
+	case SIM_CHR_PEN_STATUS:
+	case SIM_CHR_CARTRIDGE:
+		/* Refused: the connect procedure must end here. */
+		f->state_reads++;
+		break;
 	case SIM_CHR_LIVE_STATUS:
 	case SIM_CHR_RECORD:
 	case SIM_CHR_RACP:
 	case SIM_CHR_PEN_CP:
-	case SIM_CHR_ACTIVE_LIMITS:
-	case SIM_CHR_PEN_STATUS:
-	case SIM_CHR_CARTRIDGE:
 	case SIM_CHR_BATTERY_LEVEL:
 	case SIM_CHR_COUNT:
 		break;
 	}
-	return -0x0E; /* unlikely error: never reached in these tests */
+	return -0x0E; /* ATT Unlikely Error */
 }
 
 static int fake_write(void *pen, enum sim_chr chr, const uint8_t *val, size_t len)
@@ -591,6 +674,13 @@ static int fake_write(void *pen, enum sim_chr chr, const uint8_t *val, size_t le
 
 static void fake_cccd(void *pen, enum sim_chr chr, uint16_t value)
 {
+	struct fakepen *f = pen;
+
+	if (f->n_cccd < 16) {
+		f->cccd[f->n_cccd].chr = chr;
+		f->cccd[f->n_cccd].value = value;
+		f->n_cccd++;
+	}
 }
 
 static void fake_confirmed(void *pen, enum sim_chr chr)
@@ -606,15 +696,21 @@ static const struct sim_gatt_server_ops fake_ops = {
 	.confirmed = fake_confirmed,
 };
 
-static void fakepen_start(struct harness *h, struct fakepen *f, const char *adv_serial)
+static void fakepen_start_svc(struct harness *h, struct fakepen *f, const char *adv_serial,
+			      const char *service)
 {
 	struct lradio_adv adv = { .rssi = -50 };
 
 	snprintf(adv.name, sizeof(adv.name), "Fake %s", adv_serial);
 	snprintf(adv.serial, sizeof(adv.serial), "%s", adv_serial);
-	snprintf(adv.service_uuid, sizeof(adv.service_uuid), "%s", NL_UUID_SERVICE);
+	snprintf(adv.service_uuid, sizeof(adv.service_uuid), "%s", service);
 	snprintf(adv.kind, sizeof(adv.kind), "pen");
 	CHECK(lradio_server_new(h->ev, h->dir, &adv, &fake_ops, f, &f->srv) == 0);
+}
+
+static void fakepen_start(struct harness *h, struct fakepen *f, const char *adv_serial)
+{
+	fakepen_start_svc(h, f, adv_serial, NL_UUID_SERVICE);
 }
 
 static bool cond_backoff_after_alert(struct harness *h, void *data)
@@ -624,19 +720,42 @@ static bool cond_backoff_after_alert(struct harness *h, void *data)
 	return cond_alert(h, data) && h_state(h, w->serial) == PENMGR_STATE_BACKOFF;
 }
 
+static bool cond_fake_state_read(struct harness *h, void *data)
+{
+	return ((struct fakepen *)data)->state_reads > 0;
+}
+
+static bool cond_not_ready_connected(struct harness *h, void *serial)
+{
+	return h_counters(h, serial).disconnects >= 1;
+}
+
 /* A pen of another protocol major version, and a pen whose DIS serial is
  * not the advertised one: reported, refused, never READY. */
 static void test_refuse(void)
 {
-	static const char *const allow[] = { "NLT-F1", "NLT-F2", NULL };
+	static const char *const allow[] = { "NLT-F1", "NLT-F2", "NLT-F3", "NLT-F4", NULL };
 	struct fakepen f1 = { .dis_serial = "NLT-F1", .major = 2 };
 	struct fakepen f2 = { .dis_serial = "NLT-ZZ", .major = 1 };
+	struct fakepen f3 = { .dis_serial = "NLT-F3", .major = 1 };
+	struct fakepen f4 = { .dis_serial = "NLT-F4", .major = 1 };
+	static const struct {
+		enum sim_chr chr;
+		uint16_t value;
+	} order[] = {
+		{ SIM_CHR_PEN_CP, 2 },	   { SIM_CHR_RACP, 2 },	     { SIM_CHR_RECORD, 1 },
+		{ SIM_CHR_PEN_STATUS, 2 }, { SIM_CHR_ACTIVE_LIMITS, 2 }, { SIM_CHR_CARTRIDGE, 2 },
+		{ SIM_CHR_LIVE_STATUS, 1 },
+	};
 	struct penmgr_snapshot snap;
 	struct harness h;
 
 	h_init(&h);
 	fakepen_start(&h, &f1, "NLT-F1");
 	fakepen_start(&h, &f2, "NLT-F2");
+	fakepen_start(&h, &f3, "NLT-F3");
+	/* Allowed serial, but not advertising the NeedleLink service. */
+	fakepen_start_svc(&h, &f4, "NLT-F4", "0000180d-0000-1000-8000-00805f9b34fb");
 	h_gateway_start(&h, allow);
 	h_wait(&h, cond_backoff_after_alert,
 	       &(struct want_alert){ "NLT-F1", PENMGR_ALERT_PROTO_MISMATCH }, 20000,
@@ -653,9 +772,28 @@ static void test_refuse(void)
 	CHECK(f1.connects >= 1 && f2.connects >= 1);
 	/* The pen with the foreign serial is not known under that serial. */
 	CHECK(penmgr_get_snapshot(h.pm, "NLT-ZZ", &snap) == -ENOENT);
+	/* Neither got as far as its CCCDs. */
+	CHECK_EQ(f1.n_cccd, 0);
+	CHECK_EQ(f2.n_cccd, 0);
+
+	/* F3 is sound up to Feature: CCCDs in the order of 10.1 step 8, then
+	 * the state reads, whose failure ends the link. */
+	h_wait(&h, cond_fake_state_read, &f3, 20000, "F3 state read");
+	CHECK(f3.n_cccd >= 7);
+	for (size_t i = 0; i < 7; i++) {
+		CHECK_EQ(f3.cccd[i].chr, order[i].chr);
+		CHECK_EQ(f3.cccd[i].value, order[i].value);
+	}
+	h_wait(&h, cond_not_ready_connected, "NLT-F3", 20000, "F3 dropped");
+	CHECK_EQ(h_seen(&h, "NLT-F3")->ready_count, 0);
+	CHECK(h_counters(&h, "NLT-F3").errors[PENMGR_ERR_GATT] >= 1);
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-F4", &snap) == -ENOENT);
+	CHECK_EQ(f4.connects, 0);
 	h_gateway_stop(&h);
 	lradio_server_free(f1.srv);
 	lradio_server_free(f2.srv);
+	lradio_server_free(f3.srv);
+	lradio_server_free(f4.srv);
 	h_fini(&h);
 }
 
@@ -740,7 +878,7 @@ static void stop_sim(struct harness *h, struct child *c)
 
 static void rm_tree_flat(const char *dir)
 {
-	char path[512];
+	char path[1024];
 	struct dirent *de;
 	DIR *d = opendir(dir);
 
@@ -857,6 +995,7 @@ static const struct {
 	{ "catchup", test_catchup },   { "reconnect", test_reconnect }, { "corrupt", test_corrupt },
 	{ "allowlist", test_allowlist }, { "watchdog", test_watchdog }, { "cp", test_cp },
 	{ "gap", test_gap },	       { "refuse", test_refuse },
+	{ "cp-timeout", test_cp_timeout }, { "cap", test_cap },
 };
 
 int main(int argc, char **argv)
