@@ -9,7 +9,7 @@
 #include "needlelink/crc.h"
 #include "pen-internal.h"
 
-#define SEG_BURST 16u       /* record segments handed to the radio per flush */
+#define SEG_BURST 16u /* record segments handed to the radio per flush */
 #define MTU_CAP 517u
 
 static struct sim_pen *pen_of(void *pen)
@@ -27,10 +27,12 @@ int pen_feature_value(struct sim_pen *p, uint8_t *buf, size_t size)
 	struct nl_feature f = {
 		.proto_major = NL_PROTO_MAJOR,
 		.proto_minor = NL_PROTO_MINOR,
-		.flags = (uint16_t)((p->cfg.kind == SIM_PEN_MOTORISED ? NL_FEAT_MOTORISED_DEPTH : 0) |
+		.flags = (uint16_t)((p->cfg.kind == SIM_PEN_MOTORISED ? NL_FEAT_MOTORISED_DEPTH
+								      : 0) |
 				    (p->cfg.depth_sensing ? NL_FEAT_DEPTH_SENSING : 0) |
-				    (p->cfg.speed_min_hz != p->cfg.speed_max_hz ? NL_FEAT_VARIABLE_SPEED
-										: 0) |
+				    (p->cfg.speed_min_hz != p->cfg.speed_max_hz
+					     ? NL_FEAT_VARIABLE_SPEED
+					     : 0) |
 				    NL_FEAT_CARTRIDGE_READER | (p->cfg.rtc ? NL_FEAT_RTC : 0)),
 		.depth_min_um = p->cfg.depth_min_um,
 		.depth_max_um = p->cfg.depth_max_um,
@@ -52,9 +54,7 @@ static uint32_t status_flags(struct sim_pen *p)
 
 	if (p->state == NL_PEN_STATE_LOCKED)
 		f |= NL_STATUS_LOCKED;
-	if (p->clamped || p->dial_over ||
-	    (p->state == NL_PEN_STATE_LOCKED && p->lock_reason != NL_LOCK_REASON_OPERATOR &&
-	     p->lock_reason != NL_LOCK_REASON_POLICY))
+	if (p->limit_reached)
 		f |= NL_STATUS_LIMIT_REACHED;
 	if (p->cart_present)
 		f |= NL_STATUS_CARTRIDGE_PRESENT;
@@ -68,11 +68,11 @@ static uint32_t status_flags(struct sim_pen *p)
 		f |= NL_STATUS_CLOCK_NOT_SET;
 	if ((uint32_t)used * 10u >= (uint32_t)cap * 9u)
 		f |= NL_STATUS_STORE_NEARLY_FULL;
-	if (!p->store_ok || used + pen_store_reserve(p) > cap)
+	if (pen_store_full(p))
 		f |= NL_STATUS_STORE_FULL;
 	if (p->battery <= 15)
 		f |= NL_STATUS_BATTERY_LOW;
-	if (p->state == NL_PEN_STATE_FAULT)
+	if (p->state == NL_PEN_STATE_FAULT || p->fault_code)
 		f |= NL_STATUS_FAULT;
 	if (p->session_id)
 		f |= NL_STATUS_SESSION_ACTIVE;
@@ -157,9 +157,9 @@ static int live_encode(struct sim_pen *p, uint8_t *buf, size_t size)
 		.depth_set_um = p->depth_set,
 		.depth_measured_um = p->cfg.depth_sensing ? p->depth_set : NL_DEPTH_UNKNOWN,
 		.depth_cap_um = pen_cap(p),
-		.speed_hz = p->speed,
+		.speed_hz = p->state == NL_PEN_STATE_RUNNING ? p->speed : 0,
 		.pass = p->pass,
-		.needle_on_ms = p->needle_on_ms,
+		.needle_on_ms = p->session_id ? p->needle_on_ms : 0,
 		.session_id = p->session_id,
 		.battery_pct = p->battery,
 		.sample = p->live_sample,
@@ -248,8 +248,9 @@ static void flush_live(struct sim_pen *p)
 	if (!cccd_has(p, SIM_CHR_LIVE_STATUS, SIM_CCCD_NOTIFY) || now < p->next_live_ms)
 		return;
 	period = 1000u / (p->live_rate_hz ? p->live_rate_hz : 1u);
-	p->next_live_ms = p->next_live_ms && p->next_live_ms + period > now ? p->next_live_ms + period
-									    : now + period;
+	p->next_live_ms = p->next_live_ms && p->next_live_ms + period > now
+				  ? p->next_live_ms + period
+				  : now + period;
 	n = live_encode(p, buf, sizeof(buf));
 	if (n > 0 && radio_notify(p, SIM_CHR_LIVE_STATUS, buf, (size_t)n) == 0)
 		p->live_sample++;
@@ -258,7 +259,7 @@ static void flush_live(struct sim_pen *p)
 static void racp_respond(struct sim_pen *p, uint8_t op, uint32_t count, uint8_t req_op,
 			 uint8_t code)
 {
-	struct nl_racp_rsp rsp = { .op = op, .count = count, .req_op = req_op, .code = code };
+	struct nl_racp_rsp rsp = {.op = op, .count = count, .req_op = req_op, .code = code};
 	uint8_t buf[16];
 	int n;
 
@@ -272,17 +273,20 @@ static void racp_respond(struct sim_pen *p, uint8_t op, uint32_t count, uint8_t 
 		pen_log(p, SIM_LOG_INFO, "racp report_number -> %u", count);
 }
 
-static void racp_finish(struct sim_pen *p, uint8_t code)
+/* The procedure's last response; it ends when that is confirmed (9.4). */
+static void racp_final(struct sim_pen *p, uint8_t op, uint32_t count, uint8_t req_op, uint8_t code)
 {
 	p->racp_streaming = false;
 	p->racp_seg_active = false;
-	racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT, code);
-	pen_log(p, SIM_LOG_INFO, "racp report: %u records sent", p->racp_sent);
-	nl_racp_server_end(&p->racp);
+	p->racp_aborting = false;
+	p->racp_final_sent = true;
+	racp_respond(p, op, count, req_op, code);
 }
 
 /* Streams matching records as segments, a burst per flush. A segment the
- * radio refuses is kept and retried, so the rolling counter has no gap. */
+ * radio refuses is kept and retried, so the rolling counter has no gap.
+ * Records are found by sequence number, so an ACK_RECORDS during the
+ * report (which prunes the store) cannot make it skip one. */
 static void flush_racp(struct sim_pen *p)
 {
 	uint8_t *seg = p->seg_out;
@@ -292,24 +296,37 @@ static void flush_racp(struct sim_pen *p)
 		int n;
 
 		if (!p->racp_seg_active) {
-			unsigned used = sim_store_used(p->store);
+			unsigned used = sim_store_used(p->store), i;
+			uint32_t seq = 0;
 
-			while (p->racp_idx < used &&
-			       !nl_racp_match(&p->racp_req, sim_store_seq_at(p->store, p->racp_idx),
-					      p->racp_first, p->racp_last))
-				p->racp_idx++;
-			if (p->racp_idx >= used) {
-				racp_finish(p, NL_RACP_SUCCESS);
+			if (p->racp_aborting) {
+				pen_log(p, SIM_LOG_INFO, "racp report aborted after %u records",
+					p->racp_sent);
+				racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_ABORT,
+					   NL_RACP_SUCCESS);
 				return;
 			}
-			n = sim_store_read_at(p->store, p->racp_idx, p->seg_rec, sizeof(p->seg_rec));
+			for (i = 0; i < used; i++) {
+				seq = sim_store_seq_at(p->store, i);
+				if (seq >= p->racp_next_seq && seq <= p->racp_until &&
+				    nl_racp_match(&p->racp_req, seq, p->racp_first, p->racp_last))
+					break;
+			}
+			if (i >= used) {
+				pen_log(p, SIM_LOG_INFO, "racp report: %u records sent",
+					p->racp_sent);
+				racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT,
+					   p->racp_sent ? NL_RACP_SUCCESS : NL_RACP_NO_RECORDS);
+				return;
+			}
+			n = sim_store_read_at(p->store, i, p->seg_rec, sizeof(p->seg_rec));
 			if (n < 0 || nl_seg_tx_start(&p->seg, p->seg_rec, (size_t)n, p->mtu) < 0) {
-				pen_log(p, SIM_LOG_ERR, "racp: record %u unreadable",
-					sim_store_seq_at(p->store, p->racp_idx));
-				racp_finish(p, NL_RACP_NOT_COMPLETED);
+				pen_log(p, SIM_LOG_ERR, "racp: record %u unreadable", seq);
+				racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT,
+					   NL_RACP_NOT_COMPLETED);
 				return;
 			}
-			p->racp_idx++;
+			p->racp_next_seq = seq + 1;
 			p->racp_seg_active = true;
 		}
 		{
@@ -324,14 +341,14 @@ static void flush_racp(struct sim_pen *p)
 				continue;
 			}
 			if (n < 0) {
-				racp_finish(p, NL_RACP_NOT_COMPLETED);
+				racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT,
+					   NL_RACP_NOT_COMPLETED);
 				return;
 			}
 			r = radio_notify(p, SIM_CHR_RECORD, seg, (size_t)n);
 			if (r == -ENOTCONN || r == -EINVAL) {
-				p->racp_streaming = false;
-				p->racp_seg_active = false;
-				nl_racp_server_end(&p->racp);
+				racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT,
+					   NL_RACP_NOT_COMPLETED);
 				return;
 			}
 			if (r < 0)
@@ -359,6 +376,8 @@ void pen_gatt_reset(struct sim_pen *p)
 	p->cp_pending = false;
 	p->racp_streaming = false;
 	p->racp_seg_active = false;
+	p->racp_aborting = false;
+	p->racp_final_sent = false;
 	nl_racp_server_end(&p->racp);
 	nl_seg_tx_init(&p->seg);
 	p->next_live_ms = 0;
@@ -387,6 +406,7 @@ static void gatt_disconnected(void *pen)
 	pen_advance(p);
 	p->connected = false;
 	pen_gatt_reset(p);
+	p->live_rate_hz = p->cfg.live_rate_hz; /* SET_LIVE_RATE lasts one connection */
 	pen_log(p, SIM_LOG_NOTICE, "central disconnected; pen continues on its own limits");
 }
 
@@ -449,7 +469,7 @@ static int gatt_read(void *pen, enum sim_chr chr, uint8_t *buf, size_t size)
 static int write_cp(struct sim_pen *p, const uint8_t *val, size_t len)
 {
 	struct nl_cp_req req;
-	struct nl_cp_rsp rsp = { 0 };
+	struct nl_cp_rsp rsp = {0};
 	uint8_t buf[16];
 	uint32_t value = 0;
 	int r, n;
@@ -458,6 +478,8 @@ static int write_cp(struct sim_pen *p, const uint8_t *val, size_t len)
 		return -NL_ATT_CCCD_IMPROPER;
 	if (p->cp_pending)
 		return -NL_ATT_PROC_IN_PROGRESS;
+	if (len == 0 || len > NL_PDU_MAX)
+		return -NL_ATT_WRITE_REJECTED;
 	r = nl_cp_req_decode(val, len, &req);
 	rsp.req_op = len ? val[0] : 0;
 	if (r < 0) {
@@ -477,35 +499,71 @@ static int write_cp(struct sim_pen *p, const uint8_t *val, size_t len)
 	return 0;
 }
 
-static uint8_t racp_code_for_error(int err)
+/* The RESPONSE_CODE for a request that does not decode, in the order of
+ * protocol 9.2. */
+static uint8_t racp_code_for(const uint8_t *val, size_t len)
 {
-	switch (err) {
-	case -ENOMSG:
-		return NL_RACP_OP_NOT_SUPPORTED;
-	case -ERANGE:
-		return NL_RACP_INVALID_OPERATOR;
-	default:
+	uint8_t op, oper;
+	bool operand;
+
+	if (len < 4 || nl_pdu_check_crc(val, len) < 0)
 		return NL_RACP_INVALID_OPERAND;
-	}
+	op = val[0];
+	oper = val[1];
+	if (op < NL_RACP_REPORT || op > NL_RACP_REPORT_NUMBER || op == NL_RACP_DELETE)
+		return NL_RACP_OP_NOT_SUPPORTED;
+	if (oper >= NL_RACP_OPERATOR_END)
+		return NL_RACP_OPERATOR_NOT_SUPPORTED;
+	if ((op == NL_RACP_ABORT) != (oper == NL_RACP_NULL))
+		return NL_RACP_INVALID_OPERATOR;
+	operand = oper == NL_RACP_LE || oper == NL_RACP_GE || oper == NL_RACP_RANGE;
+	if (operand && (len < 5 || val[2] != NL_RACP_FILTER_SEQ))
+		return NL_RACP_OPERAND_NOT_SUPPORTED;
+	return NL_RACP_INVALID_OPERAND;
 }
 
 static int write_racp(struct sim_pen *p, const uint8_t *val, size_t len)
 {
 	struct nl_racp_req req;
 	unsigned used, count = 0;
+	bool ind = p->cccd[SIM_CHR_RACP] & SIM_CCCD_INDICATE;
 	int r;
 
+	/* 2.5: CCCD, procedure in progress, then length. */
+	if (!ind ||
+	    (len && val[0] == NL_RACP_REPORT && !(p->cccd[SIM_CHR_RECORD] & SIM_CCCD_NOTIFY)))
+		return -NL_ATT_CCCD_IMPROPER;
+	if (p->racp.busy && !(len && val[0] == NL_RACP_ABORT))
+		return -NL_ATT_PROC_IN_PROGRESS;
+	if (len == 0 || len > NL_PDU_MAX)
+		return -NL_ATT_WRITE_REJECTED;
 	r = nl_racp_req_decode(val, len, &req);
-	if (r < 0) {
-		if (!(p->cccd[SIM_CHR_RACP] & SIM_CCCD_INDICATE))
-			return -NL_ATT_CCCD_IMPROPER;
-		if (p->racp.busy)
-			return -NL_ATT_PROC_IN_PROGRESS;
-		racp_respond(p, NL_RACP_RESPONSE_CODE, 0, len ? val[0] : 0, racp_code_for_error(r));
+	if (r < 0 && !(len >= 2 && val[0] == NL_RACP_DELETE)) {
+		/* answered like any procedure: busy until confirmed */
+		p->racp.busy = true;
+		p->racp_final_sent = true;
+		racp_respond(p, NL_RACP_RESPONSE_CODE, 0, val[0], racp_code_for(val, len));
 		return 0;
 	}
-	r = nl_racp_server_begin(&p->racp, &req, p->cccd[SIM_CHR_RACP] & SIM_CCCD_INDICATE,
-				 p->cccd[SIM_CHR_RECORD] & SIM_CCCD_NOTIFY);
+	if (r < 0)
+		req = (struct nl_racp_req){.op = NL_RACP_DELETE};
+	if (req.op == NL_RACP_ABORT) {
+		if (p->racp_streaming && !p->racp_aborting) {
+			/* finish the record in flight, then answer (9.3); a record
+			 * none of whose segments went out is not in flight */
+			p->racp_aborting = true;
+			if (p->racp_seg_active && p->seg.off == 0)
+				p->racp_seg_active = false;
+			pen_gatt_flush(p);
+		} else {
+			p->racp.busy = true;
+			p->racp_final_sent = true;
+			racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_ABORT,
+				     NL_RACP_ABORT_FAILED);
+		}
+		return 0;
+	}
+	r = nl_racp_server_begin(&p->racp, &req, ind, p->cccd[SIM_CHR_RECORD] & SIM_CCCD_NOTIFY);
 	if (r > 0)
 		return -r;
 	used = sim_store_used(p->store);
@@ -519,42 +577,30 @@ static int write_racp(struct sim_pen *p, const uint8_t *val, size_t len)
 					  p->racp_last))
 				count++;
 		if (req.op == NL_RACP_REPORT_NUMBER) {
-			racp_respond(p, NL_RACP_NUMBER_RESPONSE, count, 0, 0);
-			nl_racp_server_end(&p->racp);
+			racp_final(p, NL_RACP_NUMBER_RESPONSE, count, 0, 0);
 		} else if (count == 0) {
-			racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT, NL_RACP_NO_RECORDS);
-			nl_racp_server_end(&p->racp);
+			racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT, NL_RACP_NO_RECORDS);
 		} else {
 			pen_log(p, SIM_LOG_INFO, "racp report %s: %u records",
 				nl_racp_operator_name(req.oper), count);
 			p->racp_req = req;
 			p->racp_streaming = true;
-			p->racp_idx = 0;
+			p->racp_next_seq = 0;
+			p->racp_until = p->racp_last; /* later records wait for the next REPORT */
 			p->racp_sent = 0;
 			p->racp_seg_active = false;
+			p->racp_aborting = false;
+			p->racp_final_sent = false;
 			pen_gatt_flush(p);
 		}
 		break;
-	case NL_RACP_ABORT:
-		if (p->racp_streaming) {
-			p->racp_streaming = false;
-			p->racp_seg_active = false;
-			nl_racp_server_end(&p->racp);
-			racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_ABORT, NL_RACP_SUCCESS);
-		} else {
-			racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_ABORT, NL_RACP_ABORT_FAILED);
-		}
-		break;
 	case NL_RACP_DELETE:
-		/* Records go only by ACK_RECORDS on the Pen CP. */
-		racp_respond(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_DELETE, NL_RACP_OP_NOT_SUPPORTED);
-		nl_racp_server_end(&p->racp);
-		break;
+	case NL_RACP_ABORT:
 	case NL_RACP_NUMBER_RESPONSE:
 	case NL_RACP_RESPONSE_CODE:
 	case NL_RACP_OP_END:
-		racp_respond(p, NL_RACP_RESPONSE_CODE, 0, req.op, NL_RACP_OP_NOT_SUPPORTED);
-		nl_racp_server_end(&p->racp);
+		/* Records go only by ACK_RECORDS on the Pen CP. */
+		racp_final(p, NL_RACP_RESPONSE_CODE, 0, req.op, NL_RACP_OP_NOT_SUPPORTED);
 		break;
 	}
 	return 0;
@@ -597,6 +643,16 @@ static void gatt_cccd(void *pen, enum sim_chr chr, uint16_t value)
 	p->cccd[chr] = value;
 	if (chr == SIM_CHR_RECORD && (value & SIM_CCCD_NOTIFY))
 		nl_seg_tx_init(&p->seg); /* the counter restarts on subscription */
+	if (chr == SIM_CHR_RECORD && !(value & SIM_CCCD_NOTIFY) && p->racp_streaming)
+		racp_final(p, NL_RACP_RESPONSE_CODE, 0, NL_RACP_REPORT, NL_RACP_NOT_COMPLETED);
+	if (chr == SIM_CHR_RACP && !(value & SIM_CCCD_INDICATE)) {
+		/* 2.4: the pending response is discarded, the procedure ends */
+		p->racp_streaming = p->racp_seg_active = p->racp_aborting = false;
+		p->racp_final_sent = false;
+		nl_racp_server_end(&p->racp);
+	}
+	if (chr == SIM_CHR_PEN_CP && !(value & SIM_CCCD_INDICATE))
+		p->cp_pending = false;
 	if (chr == SIM_CHR_LIVE_STATUS)
 		p->next_live_ms = 0;
 	for (unsigned i = 0; i < PEN_IND_COUNT; i++)
@@ -616,6 +672,10 @@ static void gatt_confirmed(void *pen, enum sim_chr chr)
 		return;
 	if (chr == SIM_CHR_PEN_CP)
 		p->cp_pending = false;
+	if (chr == SIM_CHR_RACP && p->racp_final_sent) {
+		p->racp_final_sent = false;
+		nl_racp_server_end(&p->racp);
+	}
 	p->ind_inflight[chr] = false;
 	pen_gatt_flush(p);
 }

@@ -21,12 +21,7 @@ struct pen_zone_stats {
 };
 
 /* Indicated characteristics whose value is compared to the last one sent. */
-enum pen_ind {
-	PEN_IND_STATUS = 0,
-	PEN_IND_CARTRIDGE,
-	PEN_IND_LIMITS,
-	PEN_IND_COUNT
-};
+enum pen_ind { PEN_IND_STATUS = 0, PEN_IND_CARTRIDGE, PEN_IND_LIMITS, PEN_IND_COUNT };
 
 struct sim_pen {
 	struct sim_pen_config cfg;
@@ -56,7 +51,13 @@ struct sim_pen {
 	struct pen_zone_stats zones[NL_ZONE_COUNT];
 	bool time_warned, time_lock_override;
 	bool pass_lock_override[NL_ZONE_COUNT];
+	bool zone_locked[NL_ZONE_COUNT];
 	bool pass_warned; /* current pass */
+	bool motor_has_run; /* in this session: PAUSED rather than ARMED */
+	bool authorised; /* the session was opened by AUTHORISE */
+	bool limit_reached; /* a limit stopped the motor or locked a zone */
+	uint16_t lock_value, lock_threshold; /* what fired a NEEDLE_ON pen lock */
+	bool lock_pending; /* LOCK received in FAULT: LOCKED after the fault */
 
 	/* motion */
 	uint8_t zone;
@@ -76,6 +77,9 @@ struct sim_pen {
 	struct nl_limit_set set;
 	uint32_t hash;
 	uint64_t deadline_ms; /* 0: no lifetime running */
+	bool clamped_set; /* CLAMP derived the set in this session */
+	uint8_t base_source; /* the set before the first CLAMP of the session */
+	struct nl_limit_set base_set;
 
 	/* cartridge */
 	bool cart_present;
@@ -97,8 +101,8 @@ struct sim_pen {
 	bool ind_inflight[SIM_CHR_COUNT];
 	uint8_t ind_last[PEN_IND_COUNT][NL_PDU_MAX];
 	int ind_last_len[PEN_IND_COUNT];
-	bool cp_pending;      /* response sent or queued, not yet confirmed */
-	bool cp_rsp_queued;   /* response waiting for the PEN_CP indication slot */
+	bool cp_pending; /* response sent or queued, not yet confirmed */
+	bool cp_rsp_queued; /* response waiting for the PEN_CP indication slot */
 	uint8_t cp_rsp[16];
 	int cp_rsp_len;
 	uint8_t live_rate_hz;
@@ -109,15 +113,16 @@ struct sim_pen {
 	struct nl_racp_server racp;
 	struct nl_racp_req racp_req;
 	bool racp_streaming;
-	unsigned racp_idx;     /* next stored record to consider */
 	uint32_t racp_sent;
 	uint32_t racp_first, racp_last;
 	bool racp_seg_active;
 	struct nl_seg_tx seg;
 	uint8_t seg_rec[NL_RECORD_MAX];
 	uint8_t seg_out[520]; /* one segment at MTU 517 */
-	uint8_t racp_rsp[16];
-	int racp_rsp_len;      /* > 0: a RACP indication waits to be sent */
+	uint32_t racp_next_seq; /* next sequence number to consider */
+	uint32_t racp_until; /* last seq when the procedure started */
+	bool racp_aborting; /* ABORT: finish the record in flight, then answer */
+	bool racp_final_sent; /* the last response waits for its confirmation */
 
 	uint32_t records_written;
 };
@@ -131,6 +136,8 @@ void pen_advance(struct sim_pen *p);
 uint16_t pen_cap(const struct sim_pen *p);
 bool pen_cartridge_usable(const struct sim_pen *p);
 uint16_t pen_store_reserve(const struct sim_pen *p);
+/* Free slots <= the reserve: no session and no motor run may start (4.3). */
+bool pen_store_full(const struct sim_pen *p);
 uint32_t pen_remaining_s(struct sim_pen *p);
 enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 				 uint32_t *ret_value);

@@ -140,13 +140,39 @@ uint16_t pen_store_reserve(const struct sim_pen *p)
 	return r < 4 ? (cap > 4 ? 4 : cap) : r;
 }
 
+bool pen_store_full(const struct sim_pen *p)
+{
+	return !p->store_ok ||
+	       sim_store_capacity(p->store) - sim_store_used(p->store) <= pen_store_reserve(p);
+}
+
+/* ---- non-volatile pen state: lock and limit source (10.9) -------------- */
+
+enum {
+	NV_VERSION = 1,
+};
+
+static void nv_save(struct sim_pen *p)
+{
+	uint8_t b[4] = {
+		NV_VERSION,
+		p->limit_source,
+		(p->state == NL_PEN_STATE_LOCKED || p->lock_pending) ? p->lock_reason : 0,
+		0,
+	};
+
+	if (p->store_ok && sim_store_put_state(p->store, b, sizeof(b)) < 0)
+		pen_log(p, SIM_LOG_ERR, "non-volatile state not saved");
+}
+
 /* ---- records ----------------------------------------------------------- */
 
 static void rec_init(struct sim_pen *p, struct nl_record *r, uint8_t type)
 {
 	memset(r, 0, sizeof(*r));
 	r->hdr.type = type;
-	r->hdr.flags = (p->clock_set ? NL_REC_CLOCK_SET : 0) | (p->session_id ? NL_REC_AUTHORISED : 0);
+	r->hdr.flags = (uint8_t)((p->clock_set ? NL_REC_CLOCK_SET : 0) |
+				 (p->session_id && p->authorised ? NL_REC_AUTHORISED : 0));
 	r->hdr.session_id = p->session_id;
 	r->hdr.pen_time = pen_time(p);
 }
@@ -164,9 +190,12 @@ static int rec_write(struct sim_pen *p, struct nl_record *r)
 	if (err < 0) {
 		pen_log(p, SIM_LOG_ERR, "record %s not stored: %s",
 			nl_record_type_name(r->hdr.type), strerror(-err));
-		/* Never overwrite unacknowledged records. A full store only
-		 * blocks new motor runs and sessions (motor_checks keeps room
-		 * for the records of a run); a failing flash is a fault. */
+		/* Never overwrite unacknowledged records (4.3): an event that
+		 * cannot be recorded raises the STORE fault code; a failing
+		 * flash puts the pen in FAULT. */
+		if (err == -ERANGE || err == -ENOMSG || err == -ENOBUFS)
+			return err; /* a record the encoder refused: a bug, logged above */
+		p->fault_code = NL_FAULT_STORE;
 		if (err != -ENOSPC) {
 			p->store_ok = false;
 			if (p->state != NL_PEN_STATE_FAULT && p->state != NL_PEN_STATE_OFF)
@@ -212,29 +241,40 @@ static void rec_cartridge(struct sim_pen *p, uint8_t event, uint8_t reject)
 	memcpy(r.u.cartridge.uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
 	memcpy(r.u.cartridge.lot, p->cart.lot, sizeof(r.u.cartridge.lot));
 	r.u.cartridge.expiry = p->cart.expiry;
-	r.u.cartridge.needle_count = p->cart.needle_count;
+	r.u.cartridge.needle_count = p->cart.needle_count > 64 ? 64 : p->cart.needle_count;
 	r.u.cartridge.needle_length_um = p->cart.needle_length_um;
 	r.u.cartridge.first_use = p->cart_first_use;
 	r.u.cartridge.run_ms = p->cart_run_ms;
 	(void)rec_write(p, &r);
 }
 
-/* ---- motor runs -------------------------------------------------------- */
+/* ---- states ------------------------------------------------------------ */
 
 static bool motor_on(const struct sim_pen *p)
 {
 	return p->state == NL_PEN_STATE_RUNNING;
 }
 
+/* Where a pen with no lock goes (1.4): PAUSED once the motor ran in the
+ * session, ARMED before, IDLE without a session. */
+static enum nl_pen_state rest_state(const struct sim_pen *p)
+{
+	if (!p->session_id)
+		return NL_PEN_STATE_IDLE;
+	return p->motor_has_run ? NL_PEN_STATE_PAUSED : NL_PEN_STATE_ARMED;
+}
+
 static void segment_begin(struct sim_pen *p)
 {
 	p->seg_run_ms = 0;
 	p->seg_strokes_milli = 0;
-	p->seg_status = (p->clamped ? NL_SEG_CLAMPED : 0) |
-			(p->pass_warned ? NL_SEG_PASS_WARN : 0) |
-			(p->time_warned ? NL_SEG_NEEDLE_ON_WARN : 0) |
-			(p->battery <= BATTERY_LOW_PCT ? NL_SEG_BATTERY_LOW : 0) |
-			(p->limit_source == NL_LIMIT_SOURCE_FALLBACK ? NL_SEG_FALLBACK_LIMITS : 0);
+	p->seg_status =
+		(uint16_t)((p->clamped ? NL_SEG_CLAMPED : 0) |
+			   (p->pass_warned ? NL_SEG_PASS_WARN : 0) |
+			   (p->time_warned ? NL_SEG_NEEDLE_ON_WARN : 0) |
+			   (p->battery <= BATTERY_LOW_PCT ? NL_SEG_BATTERY_LOW : 0) |
+			   (p->limit_source == NL_LIMIT_SOURCE_FALLBACK ? NL_SEG_FALLBACK_LIMITS
+									: 0));
 	if (p->cart_state == NL_CARTRIDGE_NEW) {
 		/* First use: from now on this cartridge may never come back. */
 		p->cart_state = NL_CARTRIDGE_IN_USE;
@@ -242,19 +282,24 @@ static void segment_begin(struct sim_pen *p)
 		if (p->store_ok)
 			(void)sim_store_mark_cartridge(p->store, p->cart.uid);
 	}
+	p->motor_has_run = true;
 	p->state = NL_PEN_STATE_RUNNING;
 	pen_log(p, SIM_LOG_INFO, "motor on: zone=%s pass=%u depth=%u um speed=%u Hz",
-		nl_zone_name(p->zone), p->pass, p->depth_set, p->speed);
+		nl_zone_name(p->zone) ? nl_zone_name(p->zone) : "none", p->pass, p->depth_set,
+		p->speed);
 }
 
-/* Ends the motor run with a SEGMENT record; the caller sets the new state. */
+/* Ends the motor run with a SEGMENT record; state PAUSED (callers may set
+ * another). */
 static void segment_end(struct sim_pen *p, uint8_t reason, uint16_t status)
 {
 	struct nl_record r;
 
 	if (!motor_on(p))
 		return;
-	p->state = NL_PEN_STATE_PAUSED; /* provisional; callers decide */
+	p->state = NL_PEN_STATE_PAUSED;
+	if (status & NL_SEG_STOPPED_BY_LIMIT)
+		p->limit_reached = true;
 	rec_init(p, &r, NL_RECORD_SEGMENT);
 	r.u.segment.zone = p->zone;
 	r.u.segment.pass = p->pass;
@@ -264,25 +309,63 @@ static void segment_end(struct sim_pen *p, uint8_t reason, uint16_t status)
 	r.u.segment.speed_hz = p->speed;
 	r.u.segment.run_ms = p->seg_run_ms;
 	r.u.segment.strokes = (uint32_t)(p->seg_strokes_milli / 1000);
-	memcpy(r.u.segment.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
+	if (p->cart_present)
+		memcpy(r.u.segment.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
 	r.u.segment.status = (uint16_t)((p->seg_status | status) & NL_SEG_ALL);
 	r.u.segment.end_reason = reason;
-	pen_log(p, SIM_LOG_INFO, "motor off (%s): run %u ms, %u strokes", nl_segment_end_name(reason),
-		p->seg_run_ms, r.u.segment.strokes);
+	pen_log(p, SIM_LOG_INFO, "motor off (%s): run %u ms, %u strokes",
+		nl_segment_end_name(reason), p->seg_run_ms, r.u.segment.strokes);
 	(void)rec_write(p, &r);
 }
 
-/* Only a power cycle leaves FAULT (a failed record write may have put the
- * pen there in the middle of an action). */
-static void set_state(struct sim_pen *p, enum nl_pen_state st)
+static void apply_depth(struct sim_pen *p);
+
+/* Back to the factory set, or the set a CLAMP was derived from (7.6). */
+static void limits_after_session(struct sim_pen *p)
 {
-	if (p->state != NL_PEN_STATE_FAULT)
-		p->state = st;
+	struct nl_limit_set s;
+
+	if (p->limit_source == NL_LIMIT_SOURCE_SESSION) {
+		factory_set(p, &s, p->cfg.depth_max_um);
+		set_limits(p, NL_LIMIT_SOURCE_FACTORY, &s);
+		p->deadline_ms = 0;
+		rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE, 0,
+			  s.depth_cap_um, 0);
+		nv_save(p);
+	} else if (p->clamped_set) {
+		set_limits(p, p->base_source, &p->base_set);
+		if (p->limit_source == NL_LIMIT_SOURCE_FACTORY)
+			rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE,
+				  0, p->set.depth_cap_um, 0);
+	}
+	p->clamped_set = false;
 }
 
-static enum nl_pen_state rest_state(const struct sim_pen *p)
+static void session_open(struct sim_pen *p, uint32_t id, bool authorised, uint32_t lifetime_s)
 {
-	return p->session_id ? NL_PEN_STATE_ARMED : NL_PEN_STATE_IDLE;
+	struct nl_record rec;
+
+	p->session_id = id;
+	p->authorised = authorised;
+	p->session_start_ms = pen_now(p);
+	p->needle_on_ms = 0;
+	p->strokes_milli = 0;
+	memset(p->zones, 0, sizeof(p->zones));
+	memset(p->pass_lock_override, 0, sizeof(p->pass_lock_override));
+	memset(p->zone_locked, 0, sizeof(p->zone_locked));
+	p->time_warned = p->time_lock_override = p->pass_warned = false;
+	p->motor_has_run = p->limit_reached = p->clamped_set = false;
+	p->pass = 0;
+	rec_init(p, &rec, NL_RECORD_SESSION_START);
+	rec.u.session_start.limits_hash = p->hash;
+	rec.u.session_start.limit_source = p->limit_source;
+	rec.u.session_start.lifetime_s = lifetime_s;
+	if (p->cart_present)
+		memcpy(rec.u.session_start.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
+	rec.u.session_start.zone = p->zone;
+	pen_log(p, SIM_LOG_NOTICE, "session %u opened (%s)", id,
+		authorised ? "authorised" : "unauthorised, by the operator");
+	(void)rec_write(p, &rec);
 }
 
 static void session_close(struct sim_pen *p, uint8_t reason)
@@ -293,16 +376,18 @@ static void session_close(struct sim_pen *p, uint8_t reason)
 	if (!p->session_id)
 		return;
 	if (motor_on(p))
-		segment_end(p, reason == NL_SESSION_END_BATTERY ? NL_SEGMENT_END_BATTERY
-				: reason == NL_SESSION_END_FAULT ? NL_SEGMENT_END_FAULT
-								  : NL_SEGMENT_END_SESSION,
-			    0);
+		segment_end(p,
+			    reason == NL_SESSION_END_BATTERY	? NL_SEGMENT_END_BATTERY
+			    : reason == NL_SESSION_END_FAULT	? NL_SEGMENT_END_FAULT
+			    : reason == NL_SESSION_END_LIFETIME ? NL_SEGMENT_END_LIMIT
+								: NL_SEGMENT_END_SESSION,
+			    reason == NL_SESSION_END_LIFETIME ? NL_SEG_STOPPED_BY_LIMIT : 0);
 	rec_init(p, &r, NL_RECORD_SESSION_END);
 	r.u.session_end.reason = reason;
 	r.u.session_end.duration_ms = (uint32_t)(pen_now(p) - p->session_start_ms);
 	r.u.session_end.needle_on_ms = p->needle_on_ms;
 	r.u.session_end.strokes = (uint32_t)(p->strokes_milli / 1000);
-	for (unsigned z = 1; z < NL_ZONE_COUNT && n < NL_SESSION_ZONES_MAX; z++) {
+	for (unsigned z = 0; z < NL_ZONE_COUNT && n < NL_SESSION_ZONES_MAX; z++) {
 		const struct pen_zone_stats *st = &p->zones[z];
 		struct nl_rec_zone_total *t;
 
@@ -312,7 +397,8 @@ static void session_close(struct sim_pen *p, uint8_t reason)
 		t->zone = (uint8_t)z;
 		t->passes = st->passes;
 		t->depth_max_um = st->depth_max_um;
-		t->depth_mean_um = st->needle_on_ms ? (uint16_t)(st->depth_um_ms / st->needle_on_ms) : 0;
+		t->depth_mean_um =
+			st->needle_on_ms ? (uint16_t)(st->depth_um_ms / st->needle_on_ms) : 0;
 		t->needle_on_ms = st->needle_on_ms;
 		t->strokes = (uint32_t)(st->strokes_milli / 1000);
 	}
@@ -322,10 +408,17 @@ static void session_close(struct sim_pen *p, uint8_t reason)
 		r.u.session_end.strokes);
 	(void)rec_write(p, &r);
 	p->session_id = 0;
+	p->authorised = false;
 	p->pass_open = false;
+	p->pass = 0;
+	memset(p->zone_locked, 0, sizeof(p->zone_locked));
+	p->limit_reached = false;
+	if (reason != NL_SESSION_END_LIFETIME && reason != NL_SESSION_END_POWER_LOSS)
+		limits_after_session(p);
 	if (p->state == NL_PEN_STATE_ARMED || p->state == NL_PEN_STATE_PAUSED ||
 	    p->state == NL_PEN_STATE_RUNNING)
 		p->state = NL_PEN_STATE_IDLE;
+	apply_depth(p);
 }
 
 static void enter_fault(struct sim_pen *p, uint16_t code)
@@ -333,37 +426,77 @@ static void enter_fault(struct sim_pen *p, uint16_t code)
 	if (motor_on(p))
 		segment_end(p, NL_SEGMENT_END_FAULT, 0);
 	p->fault_code = code;
+	p->lock_pending = p->lock_pending || p->state == NL_PEN_STATE_LOCKED;
 	p->state = NL_PEN_STATE_FAULT;
 	p->pass_open = false;
 	pen_log(p, SIM_LOG_ERR, "fault %s: pen in fault state", nl_fault_code_name(code));
 }
 
+/* Pen lock (state LOCKED). */
 static void do_lock(struct sim_pen *p, uint8_t reason, uint8_t origin, uint16_t value,
 		    uint16_t threshold)
 {
+	if (p->state == NL_PEN_STATE_LOCKED)
+		return;
 	if (motor_on(p))
-		segment_end(p, origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEGMENT_END_LIMIT
-								    : NL_SEGMENT_END_LOCK,
+		segment_end(p,
+			    origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEGMENT_END_LIMIT
+							       : NL_SEGMENT_END_LOCK,
 			    origin == NL_LIMIT_ORIGIN_FIRMWARE ? NL_SEG_STOPPED_BY_LIMIT : 0);
 	p->pass_open = false;
-	if (p->state == NL_PEN_STATE_FAULT)
-		return;
-	p->state = NL_PEN_STATE_LOCKED;
 	p->lock_reason = reason;
-	rec_limit(p, NL_LIMIT_EVENT_LOCK, origin, p->zone, value, threshold, reason);
+	p->lock_value = value;
+	p->lock_threshold = threshold;
+	if (origin == NL_LIMIT_ORIGIN_FIRMWARE)
+		p->limit_reached = true;
+	if (p->state == NL_PEN_STATE_FAULT)
+		p->lock_pending = true; /* LOCKED once the fault clears */
+	else
+		p->state = NL_PEN_STATE_LOCKED;
+	rec_limit(p, NL_LIMIT_EVENT_LOCK, origin, NL_ZONE_NONE, value, threshold, reason);
+	nv_save(p);
 }
 
+static bool any_zone_lock(const struct sim_pen *p)
+{
+	for (unsigned z = 0; z < NL_ZONE_COUNT; z++)
+		if (p->zone_locked[z])
+			return true;
+	return false;
+}
+
+/* protocol.md 8.3.6 puts UNLOCK's reason in LIMIT OVERRIDE, but the v1
+ * record encoder (nl_record_encode) accepts a reason only on LOCK and
+ * UNLOCK; until the two agree the OVERRIDE record carries 0. */
+#define OVERRIDE_REASON(r) ((void)(r), NL_LOCK_REASON_NONE)
+
+/* Lifts the pen lock and every zone lock of the session (8.3.6). */
 static void do_unlock(struct sim_pen *p, uint8_t reason)
 {
-	/* An authorised unlock lifts the local limit that locked the pen for
-	 * the rest of the session; the gateway may tighten again (CLAMP). */
-	if (p->lock_reason == NL_LOCK_REASON_NEEDLE_ON)
+	if (p->state == NL_PEN_STATE_LOCKED && p->lock_reason == NL_LOCK_REASON_NEEDLE_ON) {
 		p->time_lock_override = true;
-	if (p->lock_reason == NL_LOCK_REASON_PASSES)
-		p->pass_lock_override[p->zone] = true;
-	p->state = rest_state(p);
+		rec_limit(p, NL_LIMIT_EVENT_OVERRIDE, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE,
+			  p->lock_value, p->lock_threshold, OVERRIDE_REASON(reason));
+	}
+	for (unsigned z = 0; z < NL_ZONE_COUNT; z++) {
+		const struct nl_zone_limit *zl;
+		uint8_t lock;
+
+		if (!p->zone_locked[z])
+			continue;
+		zl = nl_limit_set_find(&p->set, z);
+		lock = zl ? zl->pass_lock : p->set.pass_lock;
+		p->zone_locked[z] = false;
+		p->pass_lock_override[z] = true;
+		rec_limit(p, NL_LIMIT_EVENT_OVERRIDE, NL_LIMIT_ORIGIN_GATEWAY, (uint8_t)z,
+			  (uint16_t)(lock + 1), lock, OVERRIDE_REASON(reason));
+	}
+	if (p->state == NL_PEN_STATE_LOCKED)
+		p->state = rest_state(p);
 	p->lock_reason = NL_LOCK_REASON_NONE;
-	rec_limit(p, NL_LIMIT_EVENT_UNLOCK, NL_LIMIT_ORIGIN_GATEWAY, p->zone, 0, 0, reason);
+	p->lock_pending = false;
+	rec_limit(p, NL_LIMIT_EVENT_UNLOCK, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE, 0, 0, reason);
+	nv_save(p);
 }
 
 /* Re-evaluates the depth against the cap in force (after a depth, zone,
@@ -398,26 +531,35 @@ static void apply_depth(struct sim_pen *p)
 			pen_log(p, SIM_LOG_WARNING, "dial %u um above cap %u um: motor held",
 				p->depth_set, cap);
 		p->dial_over = over;
-		if (over && motor_on(p)) {
+		if (over && motor_on(p))
 			segment_end(p, NL_SEGMENT_END_LIMIT,
 				    NL_SEG_DIAL_OVER_CAP | NL_SEG_STOPPED_BY_LIMIT);
-			set_state(p, NL_PEN_STATE_PAUSED);
-		}
 	}
 }
 
-static void fallback(struct sim_pen *p)
+static void fallback_set(const struct sim_pen *p, struct nl_limit_set *s)
+{
+	factory_set(p, s,
+		    p->cfg.depth_max_um < NL_FALLBACK_CAP_UM ? p->cfg.depth_max_um
+							     : NL_FALLBACK_CAP_UM);
+}
+
+/* End of the authorisation lifetime (7.6). */
+static void lifetime_end(struct sim_pen *p)
 {
 	struct nl_limit_set s;
-	uint16_t cap = p->cfg.depth_max_um < NL_FALLBACK_CAP_UM ? p->cfg.depth_max_um
-								 : NL_FALLBACK_CAP_UM;
 
-	factory_set(p, &s, cap);
+	pen_log(p, SIM_LOG_WARNING, "authorisation lifetime ended: fallback limits");
+	if (motor_on(p))
+		segment_end(p, NL_SEGMENT_END_LIMIT, NL_SEG_STOPPED_BY_LIMIT);
+	fallback_set(p, &s);
 	set_limits(p, NL_LIMIT_SOURCE_FALLBACK, &s);
 	p->deadline_ms = 0;
-	rec_limit(p, NL_LIMIT_EVENT_FALLBACK, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE, 0, cap, 0);
-	if (motor_on(p))
-		p->seg_status |= NL_SEG_FALLBACK_LIMITS;
+	p->clamped_set = false;
+	rec_limit(p, NL_LIMIT_EVENT_FALLBACK, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE, 0,
+		  NL_FALLBACK_CAP_UM, 0);
+	session_close(p, NL_SESSION_END_LIFETIME);
+	nv_save(p);
 	apply_depth(p);
 }
 
@@ -438,7 +580,11 @@ void pen_advance(struct sim_pen *p)
 		struct pen_zone_stats *z = &p->zones[p->zone];
 		uint32_t lock_ms = p->set.needle_on_lock_s * 1000u;
 
-		/* Stop exactly at the needle-on lock, not at the next tick. */
+		/* Stop exactly at the end of the lifetime or at the needle-on
+		 * lock, not at the next tick. */
+		if (p->limit_source == NL_LIMIT_SOURCE_SESSION && p->deadline_ms &&
+		    p->deadline_ms > now - dt && p->deadline_ms < now)
+			dt = (uint32_t)(p->deadline_ms - (now - dt));
 		if (lock_ms && !p->time_lock_override && p->needle_on_ms + dt >= lock_ms) {
 			dt = lock_ms > p->needle_on_ms ? lock_ms - p->needle_on_ms : 0;
 			lock_time = true;
@@ -463,8 +609,9 @@ void pen_advance(struct sim_pen *p)
 		    p->needle_on_ms >= p->set.needle_on_warn_s * 1000u) {
 			p->time_warned = true;
 			p->seg_status |= NL_SEG_NEEDLE_ON_WARN;
-			rec_limit(p, NL_LIMIT_EVENT_TIME_WARN, NL_LIMIT_ORIGIN_FIRMWARE, NL_ZONE_NONE,
-				  (uint16_t)(p->needle_on_ms / 1000), p->set.needle_on_warn_s, 0);
+			rec_limit(p, NL_LIMIT_EVENT_TIME_WARN, NL_LIMIT_ORIGIN_FIRMWARE,
+				  NL_ZONE_NONE, (uint16_t)(p->needle_on_ms / 1000),
+				  p->set.needle_on_warn_s, 0);
 		}
 	}
 	if (p->charging && dt) {
@@ -483,10 +630,13 @@ void pen_advance(struct sim_pen *p)
 		segment_end(p, NL_SEGMENT_END_BATTERY, NL_SEG_BATTERY_LOW);
 		session_close(p, NL_SESSION_END_BATTERY);
 	}
-	if (p->limit_source == NL_LIMIT_SOURCE_SESSION && p->deadline_ms && now >= p->deadline_ms) {
-		pen_log(p, SIM_LOG_WARNING, "authorisation lifetime ended: fallback limits");
-		fallback(p);
+	if (motor_on(p) && pen_store_full(p)) {
+		/* No treatment goes unrecorded (4.3). */
+		pen_log(p, SIM_LOG_WARNING, "record store full: motor stopped");
+		segment_end(p, NL_SEGMENT_END_LIMIT, NL_SEG_STOPPED_BY_LIMIT);
 	}
+	if (p->limit_source == NL_LIMIT_SOURCE_SESSION && p->deadline_ms && now >= p->deadline_ms)
+		lifetime_end(p);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -504,7 +654,7 @@ int sim_pen_new(struct sim_pen **ret, const struct sim_pen_config *cfg,
 	if (cfg->depth_max_um == 0 || cfg->depth_max_um > NL_DEPTH_MAX_UM ||
 	    cfg->depth_min_um > cfg->depth_max_um || cfg->depth_step_um == 0 ||
 	    cfg->speed_max_hz == 0 || cfg->speed_max_hz > NL_SPEED_MAX_HZ ||
-	    cfg->speed_min_hz > cfg->speed_max_hz || cfg->store_capacity == 0 ||
+	    cfg->speed_min_hz > cfg->speed_max_hz || cfg->store_capacity < 8 ||
 	    cfg->live_rate_hz < NL_LIVE_RATE_MIN_HZ || cfg->live_rate_hz > NL_LIVE_RATE_MAX_HZ ||
 	    cfg->battery_pct > 100 || cfg->serial[0] == '\0')
 		return -EINVAL;
@@ -550,7 +700,10 @@ const struct sim_pen_config *sim_pen_config(const struct sim_pen *p)
 int sim_pen_power_on(struct sim_pen *p)
 {
 	struct nl_limit_set s;
+	uint8_t nv[SIM_STORE_STATE_MAX];
+	size_t nvlen;
 	uint32_t open;
+	uint8_t source = NL_LIMIT_SOURCE_FACTORY, lock = 0;
 	int r;
 
 	if (p->powered)
@@ -562,8 +715,10 @@ int sim_pen_power_on(struct sim_pen *p)
 	p->last_ms = pen_now(p);
 	p->state = NL_PEN_STATE_IDLE;
 	p->lock_reason = 0;
+	p->lock_pending = false;
 	p->fault_code = 0;
 	p->session_id = 0;
+	p->authorised = false;
 	p->pass_open = false;
 	p->pass = 0;
 	p->zone = NL_ZONE_NONE;
@@ -575,14 +730,48 @@ int sim_pen_power_on(struct sim_pen *p)
 	 * loss is closed with zero totals (its SEGMENT records hold the rest). */
 	memset(p->zones, 0, sizeof(p->zones));
 	memset(p->pass_lock_override, 0, sizeof(p->pass_lock_override));
+	memset(p->zone_locked, 0, sizeof(p->zone_locked));
 	p->needle_on_ms = 0;
 	p->strokes_milli = 0;
 	p->time_warned = p->time_lock_override = p->pass_warned = false;
+	p->motor_has_run = p->limit_reached = p->clamped_set = false;
 	p->charging = false;
 	factory_set(p, &s, p->cfg.depth_max_um);
 	set_limits(p, NL_LIMIT_SOURCE_FACTORY, &s);
 	p->deadline_ms = 0;
 	pen_gatt_reset(p);
+	pen_log(p, SIM_LOG_NOTICE, "power on: store epoch %08x, last seq %u, %u unacked%s",
+		sim_store_epoch(p->store), sim_store_last_seq(p->store), sim_store_used(p->store),
+		r < 0				     ? " (STORE FAILED)"
+		: sim_store_recovered_torn(p->store) ? " (torn tail cut)"
+						     : "");
+	if (r < 0) {
+		enter_fault(p, NL_FAULT_STORE);
+		return 0;
+	}
+	nvlen = sim_store_get_state(p->store, nv);
+	if (nvlen >= 3 && nv[0] == NV_VERSION) {
+		source = nv[1];
+		lock = nv[2];
+	}
+	/* 10.9, in this order: close the cut session, fall back from a session
+	 * set (the elapsed time cannot be trusted), note a lost clock. */
+	open = sim_store_open_session(p->store);
+	if (open) {
+		p->session_id = open;
+		p->authorised = source == NL_LIMIT_SOURCE_SESSION;
+		p->session_start_ms = pen_now(p);
+		session_close(p, NL_SESSION_END_POWER_LOSS);
+	}
+	if (source == NL_LIMIT_SOURCE_SESSION || source == NL_LIMIT_SOURCE_FALLBACK) {
+		fallback_set(p, &s);
+		set_limits(p, NL_LIMIT_SOURCE_FALLBACK, &s);
+		if (source == NL_LIMIT_SOURCE_SESSION) {
+			rec_limit(p, NL_LIMIT_EVENT_FALLBACK, NL_LIMIT_ORIGIN_FIRMWARE,
+				  NL_ZONE_NONE, 0, NL_FALLBACK_CAP_UM, 0);
+			nv_save(p);
+		}
+	}
 	if (!p->cfg.rtc) {
 		bool was_set = p->clock_set;
 		uint32_t old = pen_time(p);
@@ -591,27 +780,20 @@ int sim_pen_power_on(struct sim_pen *p)
 		p->clock_set = false;
 		p->clock_base = 0;
 		p->clock_ref_ms = pen_now(p);
-		if (was_set && p->store_ok) {
+		if (was_set) {
 			rec_init(p, &rec, NL_RECORD_TIME_CHANGE);
 			rec.u.time_change.old_time = old;
-			rec.u.time_change.new_time = 0;
+			rec.u.time_change.new_time = pen_time(p);
 			rec.u.time_change.source = NL_TIME_SOURCE_RTC_LOSS;
 			(void)rec_write(p, &rec);
 		}
 	}
-	pen_log(p, SIM_LOG_NOTICE, "power on: store epoch %08x, last seq %u, %u unacked%s",
-		sim_store_epoch(p->store), sim_store_last_seq(p->store), sim_store_used(p->store),
-		r < 0 ? " (STORE FAILED)" : sim_store_recovered_torn(p->store) ? " (torn tail cut)" : "");
-	if (r < 0) {
-		enter_fault(p, NL_FAULT_STORE);
-		return 0;
-	}
-	open = sim_store_open_session(p->store);
-	if (open) {
-		/* A session cut by the power loss: close it for the record. */
-		p->session_id = open;
-		p->session_start_ms = pen_now(p);
-		session_close(p, NL_SESSION_END_POWER_LOSS);
+	if (lock) {
+		/* A lock persists across power cycles until UNLOCK. */
+		p->state = NL_PEN_STATE_LOCKED;
+		p->lock_reason = lock;
+		pen_log(p, SIM_LOG_WARNING, "pen locked (%s) since before the power loss",
+			nl_lock_reason_name(lock));
 	}
 	if (p->cart_present) {
 		/* The firmware cannot tell the cartridge stayed attached while it
@@ -621,6 +803,7 @@ int sim_pen_power_on(struct sim_pen *p)
 		p->cart_present = false;
 		(void)sim_pen_insert_cartridge(p, &c);
 	}
+	apply_depth(p);
 	pen_gatt_flush(p);
 	return 0;
 }
@@ -629,16 +812,13 @@ void sim_pen_power_off(struct sim_pen *p)
 {
 	if (!p->powered)
 		return;
-	pen_log(p, SIM_LOG_NOTICE, "power lost (state %s, session %u)",
-		nl_pen_state_name(p->state), p->session_id);
+	pen_log(p, SIM_LOG_NOTICE, "power lost (state %s, session %u)", nl_pen_state_name(p->state),
+		p->session_id);
 	if (p->connected && p->radio_ops && p->radio_ops->disconnect)
 		p->radio_ops->disconnect(p->radio);
 	p->connected = false;
 	p->powered = false;
 	p->state = NL_PEN_STATE_OFF;
-	if (!p->cfg.rtc) {
-		p->clock_set = false;
-	}
 }
 
 void sim_pen_tick(struct sim_pen *p)
@@ -673,10 +853,8 @@ int sim_pen_select_zone(struct sim_pen *p, unsigned zone)
 	if (p->state != NL_PEN_STATE_IDLE && p->state != NL_PEN_STATE_ARMED &&
 	    p->state != NL_PEN_STATE_PAUSED)
 		return refuse(p, "zone change", "motor running or pen not ready");
-	if (p->state == NL_PEN_STATE_PAUSED) {
-		p->pass_open = false;
-		p->state = NL_PEN_STATE_ARMED;
-	}
+	if (p->zone_locked[zone])
+		return refuse(p, "zone change", "zone locked by its pass limit");
 	p->zone = (uint8_t)zone;
 	p->pass = p->zones[zone].passes;
 	p->pass_warned = false;
@@ -695,10 +873,8 @@ int sim_pen_set_depth(struct sim_pen *p, uint16_t um)
 	if (um > NL_DEPTH_MAX_UM)
 		return -EINVAL;
 	p->depth_req = um;
-	if (p->cfg.kind == SIM_PEN_DIAL)
-		p->depth_set = um;
-	pen_log(p, SIM_LOG_INFO, "%s %u um", p->cfg.kind == SIM_PEN_DIAL ? "dial at" : "depth set to",
-		um);
+	pen_log(p, SIM_LOG_INFO, "%s %u um",
+		p->cfg.kind == SIM_PEN_DIAL ? "dial at" : "depth set to", um);
 	apply_depth(p);
 	return done(p);
 }
@@ -723,18 +899,14 @@ static int motor_checks(struct sim_pen *p, const char *what)
 		return refuse(p, what, "dial above the cap");
 	if (p->battery <= BATTERY_STOP_PCT)
 		return refuse(p, what, "battery empty");
-	/* Room for this run's SEGMENT and the SESSION_END. */
-	if (!p->store_ok || sim_store_used(p->store) + 2 > sim_store_capacity(p->store))
+	if (pen_store_full(p))
 		return refuse(p, what, "record store full");
-	if (p->set.needle_on_lock_s && !p->time_lock_override &&
-	    p->needle_on_ms >= p->set.needle_on_lock_s * 1000u) {
-		do_lock(p, NL_LOCK_REASON_NEEDLE_ON, NL_LIMIT_ORIGIN_FIRMWARE,
-			(uint16_t)(p->needle_on_ms / 1000), p->set.needle_on_lock_s);
-		return refuse(p, what, "needle-on time limit");
-	}
+	if (p->zone_locked[p->zone])
+		return refuse(p, what, "zone locked by its pass limit");
 	return 0;
 }
 
+/* A motor start: every start is a new pass in the zone (7.8). */
 int sim_pen_start_pass(struct sim_pen *p)
 {
 	uint8_t warn, lock;
@@ -742,24 +914,36 @@ int sim_pen_start_pass(struct sim_pen *p)
 	int r;
 
 	pen_advance(p);
-	if (p->state == NL_PEN_STATE_PAUSED)
-		return sim_pen_resume(p);
-	if (p->state != NL_PEN_STATE_ARMED)
-		return refuse(p, "pass start", "no authorised session");
-	if (p->zone == NL_ZONE_NONE)
-		return refuse(p, "pass start", "no zone selected");
-	r = motor_checks(p, "pass start");
+	if (p->state != NL_PEN_STATE_IDLE && p->state != NL_PEN_STATE_ARMED &&
+	    p->state != NL_PEN_STATE_PAUSED)
+		return refuse(p, "motor start", "pen locked, faulted, off or running");
+	r = motor_checks(p, "motor start");
 	if (r < 0)
 		return r;
 	zone_pass_limits(p, &warn, &lock);
 	n = (uint16_t)(p->zones[p->zone].passes + 1);
-	if (lock && n > lock && !p->pass_lock_override[p->zone]) {
-		do_lock(p, NL_LOCK_REASON_PASSES, NL_LIMIT_ORIGIN_FIRMWARE, n, lock);
-		return refuse(p, "pass start", "pass limit of the zone");
+	if (p->session_id && lock && n > lock && !p->pass_lock_override[p->zone]) {
+		/* Zone lock: the pen state does not change, other zones stay usable. */
+		p->zone_locked[p->zone] = true;
+		p->limit_reached = true;
+		rec_limit(p, NL_LIMIT_EVENT_LOCK, NL_LIMIT_ORIGIN_FIRMWARE, p->zone, n, lock,
+			  NL_LOCK_REASON_PASSES);
+		return refuse(p, "motor start", "pass limit of the zone");
 	}
-	p->pass_warned = warn && n >= warn;
+	if (!p->session_id) {
+		/* The operator opens an unauthorised session (7.7): pen-made ids
+		 * have the top bit set. */
+		uint32_t id = p->plat.random_u32(p->plat.ctx) | 0x80000000u;
+
+		session_open(p, id, false, 0);
+		n = 1;
+		if (lock && n > lock)
+			return refuse(p, "motor start", "pass limit of the zone");
+	}
+	p->pass_warned = warn && n == warn;
 	if (p->pass_warned)
-		rec_limit(p, NL_LIMIT_EVENT_PASS_WARN, NL_LIMIT_ORIGIN_FIRMWARE, p->zone, n, warn, 0);
+		rec_limit(p, NL_LIMIT_EVENT_PASS_WARN, NL_LIMIT_ORIGIN_FIRMWARE, p->zone, n, warn,
+			  0);
 	p->zones[p->zone].passes = n;
 	p->pass = n;
 	p->pass_open = true;
@@ -770,37 +954,26 @@ int sim_pen_start_pass(struct sim_pen *p)
 int sim_pen_end_pass(struct sim_pen *p)
 {
 	pen_advance(p);
-	if (p->state != NL_PEN_STATE_RUNNING && p->state != NL_PEN_STATE_PAUSED)
-		return refuse(p, "pass end", "no pass open");
+	if (p->state != NL_PEN_STATE_RUNNING)
+		return refuse(p, "motor stop", "motor not running");
 	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
 	p->pass_open = false;
-	set_state(p, NL_PEN_STATE_ARMED);
-	pen_log(p, SIM_LOG_INFO, "pass %u in %s ended", p->pass, nl_zone_name(p->zone));
+	pen_log(p, SIM_LOG_INFO, "pass %u in %s ended", p->pass,
+		nl_zone_name(p->zone) ? nl_zone_name(p->zone) : "none");
 	return done(p);
 }
 
 int sim_pen_pause(struct sim_pen *p)
 {
-	pen_advance(p);
-	if (p->state != NL_PEN_STATE_RUNNING)
-		return refuse(p, "pause", "motor not running");
-	segment_end(p, NL_SEGMENT_END_OPERATOR, 0);
-	set_state(p, NL_PEN_STATE_PAUSED);
-	return done(p);
+	return sim_pen_end_pass(p);
 }
 
 int sim_pen_resume(struct sim_pen *p)
 {
-	int r;
-
 	pen_advance(p);
 	if (p->state != NL_PEN_STATE_PAUSED)
 		return refuse(p, "resume", "not paused");
-	r = motor_checks(p, "resume");
-	if (r < 0)
-		return r;
-	segment_begin(p);
-	return done(p);
+	return sim_pen_start_pass(p);
 }
 
 int sim_pen_end_session(struct sim_pen *p)
@@ -826,17 +999,18 @@ int sim_pen_insert_cartridge(struct sim_pen *p, const struct sim_cartridge *c)
 	p->cart_present = true;
 	p->cart_first_use = 0;
 	p->cart_run_ms = 0;
-	if (c->unreadable)
+	if (c->unreadable || c->needle_count == 0 || c->needle_count > 64 ||
+	    c->needle_length_um == 0 || c->needle_length_um > NL_DEPTH_MAX_UM)
 		reject = NL_REJECT_UNREADABLE;
 	else if (!p->store_ok || sim_store_cartridge_used(p->store, c->uid))
 		reject = NL_REJECT_REUSED;
 	else if (p->clock_set && c->expiry <= pen_time(p))
 		reject = NL_REJECT_EXPIRED;
-	else if (c->needle_count == 0 || c->needle_length_um == 0)
-		reject = NL_REJECT_UNREADABLE;
 	p->cart_reject = reject;
-	if (c->unreadable)
-		memset(p->cart.uid, 0, sizeof(p->cart.uid));
+	if (reject == NL_REJECT_UNREADABLE) {
+		memset(&p->cart, 0, sizeof(p->cart));
+		p->cart.needle_count = 1;
+	}
 	if (reject) {
 		p->cart_state = NL_CARTRIDGE_REJECTED;
 		pen_log(p, SIM_LOG_WARNING, "cartridge REJECTED (%s): motor disabled",
@@ -857,10 +1031,8 @@ int sim_pen_remove_cartridge(struct sim_pen *p)
 	pen_advance(p);
 	if (!p->powered || !p->cart_present)
 		return -ENOENT;
-	if (motor_on(p)) {
+	if (motor_on(p))
 		segment_end(p, NL_SEGMENT_END_CARTRIDGE, 0);
-		set_state(p, NL_PEN_STATE_PAUSED);
-	}
 	/* A removed cartridge never comes back, used or not. */
 	if (p->store_ok && p->cart_reject != NL_REJECT_UNREADABLE)
 		(void)sim_store_mark_cartridge(p->store, p->cart.uid);
@@ -923,8 +1095,8 @@ int sim_pen_fault(struct sim_pen *p, enum nl_fault_code code, enum nl_fault_seve
 	r.u.fault.code = (uint16_t)code;
 	r.u.fault.severity = (uint8_t)sev;
 	r.u.fault.detail = detail;
-	pen_log(p, SIM_LOG_WARNING, "fault %s severity %u detail %u", nl_fault_code_name(code),
-		sev, detail);
+	pen_log(p, SIM_LOG_WARNING, "fault %s severity %u detail %u", nl_fault_code_name(code), sev,
+		detail);
 	(void)rec_write(p, &r);
 	if (sev == NL_FAULT_CRITICAL) {
 		session_close(p, NL_SESSION_END_FAULT);
@@ -967,6 +1139,8 @@ void sim_pen_get_info(const struct sim_pen *cp, struct sim_pen_info *ret)
 	ret->clock_set = p->clock_set;
 	ret->fault_code = p->fault_code;
 	ret->records_written = p->records_written;
+	ret->zone_locked = p->zone_locked[p->zone];
+	ret->authorised = p->session_id && p->authorised;
 }
 
 /* ---- Pen Control Point (decoded request, state already checked) -------- */
@@ -981,21 +1155,22 @@ static bool set_above_factory(const struct sim_pen *p, const struct nl_limit_set
 	return false;
 }
 
-static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap)
+static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap, uint32_t *ret_hash)
 {
 	struct nl_limit_set s = p->set;
-	struct nl_zone_limit *z = NULL;
-	uint32_t h;
+	uint16_t prev;
 
-	if (cap > p->cfg.depth_max_um)
-		return NL_CP_ABOVE_FACTORY;
+	if (!p->session_id)
+		return NL_CP_INVALID_STATE;
 	if (zone == NL_ZONE_NONE) {
+		prev = s.depth_cap_um;
 		if (s.depth_cap_um > cap)
 			s.depth_cap_um = cap;
 		for (unsigned i = 0; i < s.zone_count; i++)
 			if (s.zones[i].depth_cap_um > cap)
 				s.zones[i].depth_cap_um = cap;
 	} else {
+		struct nl_zone_limit *z;
 		unsigned i;
 
 		for (i = 0; i < s.zone_count && s.zones[i].zone < zone; i++)
@@ -1005,7 +1180,8 @@ static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap)
 		} else {
 			if (s.zone_count >= NL_LIMIT_ZONES_MAX)
 				return NL_CP_FAILED;
-			memmove(&s.zones[i + 1], &s.zones[i], (s.zone_count - i) * sizeof(s.zones[0]));
+			memmove(&s.zones[i + 1], &s.zones[i],
+				(s.zone_count - i) * sizeof(s.zones[0]));
 			s.zone_count++;
 			z = &s.zones[i];
 			z->zone = zone;
@@ -1013,16 +1189,33 @@ static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap)
 			z->pass_warn = s.pass_warn;
 			z->pass_lock = s.pass_lock;
 		}
-		/* A clamp only ever tightens. */
+		prev = z->depth_cap_um;
+		/* A clamp only ever lowers. */
 		if (z->depth_cap_um > cap)
 			z->depth_cap_um = cap;
 	}
-	if (nl_limit_set_hash(&s, &h) < 0)
-		return NL_CP_INVALID_PARAMETER;
+	if ((zone != NL_ZONE_NONE && prev <= cap) || memcmp(&s, &p->set, sizeof(s)) == 0) {
+		/* nothing lowered: no change, no record */
+		*ret_hash = p->hash;
+		return NL_CP_SUCCESS;
+	}
+	if (!p->clamped_set) {
+		p->clamped_set = true;
+		p->base_source = p->limit_source;
+		p->base_set = p->set;
+	}
 	set_limits(p, p->limit_source, &s);
-	rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, zone, cap, cap, 0);
+	rec_limit(p, NL_LIMIT_EVENT_CLAMP, NL_LIMIT_ORIGIN_GATEWAY, zone, prev, cap, 0);
 	apply_depth(p);
+	*ret_hash = p->hash;
 	return NL_CP_SUCCESS;
+}
+
+/* Opcodes that write a record: refused when not even the reserve has room. */
+static bool op_writes_record(uint8_t op)
+{
+	return op == NL_CP_SET_LIMITS || op == NL_CP_AUTHORISE || op == NL_CP_STOP_SESSION ||
+	       op == NL_CP_LOCK || op == NL_CP_UNLOCK || op == NL_CP_SET_TIME || op == NL_CP_CLAMP;
 }
 
 enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
@@ -1036,6 +1229,9 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 	res = nl_cp_allowed(p->state, req->op);
 	if (res != NL_CP_SUCCESS)
 		return res;
+	if (op_writes_record(req->op) &&
+	    (!p->store_ok || sim_store_used(p->store) >= sim_store_capacity(p->store)))
+		return NL_CP_STORE_FULL;
 
 	switch ((enum nl_cp_op)req->op) {
 	case NL_CP_SET_LIMITS:
@@ -1045,50 +1241,27 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 			return NL_CP_INVALID_PARAMETER;
 		set_limits(p, NL_LIMIT_SOURCE_SESSION, &req->u.limits);
 		p->deadline_ms = pen_now(p) + (uint64_t)req->u.limits.lifetime_s * 1000u;
-		rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE,
-			  req->u.limits.depth_cap_um, req->u.limits.depth_cap_um, 0);
+		p->clamped_set = false;
+		rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE, 0,
+			  req->u.limits.depth_cap_um, 0);
+		nv_save(p);
 		apply_depth(p);
 		value = p->hash;
 		break;
 	case NL_CP_AUTHORISE:
-		if (req->u.authorise.limits_hash != p->hash ||
-		    p->limit_source != NL_LIMIT_SOURCE_SESSION)
+		if (p->limit_source != NL_LIMIT_SOURCE_SESSION ||
+		    req->u.authorise.limits_hash != p->hash)
 			return NL_CP_HASH_MISMATCH;
-		if (req->u.authorise.session_id == 0 || req->u.authorise.lifetime_s == 0)
+		if (req->u.authorise.session_id == 0 || req->u.authorise.lifetime_s == 0 ||
+		    req->u.authorise.lifetime_s > p->set.lifetime_s || pen_remaining_s(p) == 0)
 			return NL_CP_INVALID_PARAMETER;
-		if (!p->store_ok ||
-		    sim_store_used(p->store) + pen_store_reserve(p) > sim_store_capacity(p->store))
+		if (pen_store_full(p))
 			return NL_CP_STORE_FULL;
-		if (!pen_cartridge_usable(p))
+		if (!p->cart_present || p->cart_state != NL_CARTRIDGE_NEW)
 			return NL_CP_NO_CARTRIDGE;
 		p->deadline_ms = pen_now(p) + (uint64_t)req->u.authorise.lifetime_s * 1000u;
-		p->session_id = req->u.authorise.session_id;
-		p->session_start_ms = pen_now(p);
-		p->needle_on_ms = 0;
-		p->strokes_milli = 0;
-		memset(p->zones, 0, sizeof(p->zones));
-		memset(p->pass_lock_override, 0, sizeof(p->pass_lock_override));
-		p->time_warned = p->time_lock_override = p->pass_warned = false;
-		p->pass = 0;
+		session_open(p, req->u.authorise.session_id, true, req->u.authorise.lifetime_s);
 		p->state = NL_PEN_STATE_ARMED;
-		{
-			struct nl_record rec;
-
-			rec_init(p, &rec, NL_RECORD_SESSION_START);
-			rec.u.session_start.limits_hash = p->hash;
-			rec.u.session_start.limit_source = p->limit_source;
-			rec.u.session_start.lifetime_s = req->u.authorise.lifetime_s;
-			memcpy(rec.u.session_start.cartridge_uid, p->cart.uid, NL_CARTRIDGE_UID_LEN);
-			rec.u.session_start.zone = p->zone;
-			pen_log(p, SIM_LOG_NOTICE, "session %u authorised for %u s",
-				p->session_id, req->u.authorise.lifetime_s);
-			if (rec_write(p, &rec) < 0) {
-				p->session_id = 0;
-				if (p->state == NL_PEN_STATE_ARMED)
-					p->state = NL_PEN_STATE_IDLE;
-				return NL_CP_FAILED;
-			}
-		}
 		value = p->session_id;
 		break;
 	case NL_CP_STOP_SESSION:
@@ -1100,21 +1273,27 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 	case NL_CP_SET_ZONE:
 		if (!nl_zone_valid(req->u.zone))
 			return NL_CP_INVALID_PARAMETER;
+		if (p->zone_locked[req->u.zone])
+			return NL_CP_LOCKED;
 		if (sim_pen_select_zone(p, req->u.zone) < 0)
 			return NL_CP_INVALID_STATE;
 		value = req->u.zone;
 		break;
 	case NL_CP_LOCK:
-		/* A faulted pen's motor is off already; it stays in FAULT. */
-		if (p->state != NL_PEN_STATE_LOCKED && p->state != NL_PEN_STATE_FAULT)
-			do_lock(p, req->u.reason ? req->u.reason : NL_LOCK_REASON_POLICY,
-				NL_LIMIT_ORIGIN_GATEWAY, 0, 0);
+		if (req->u.reason < 1 || req->u.reason >= NL_LOCK_REASON_END)
+			return NL_CP_INVALID_PARAMETER;
+		do_lock(p, req->u.reason, NL_LIMIT_ORIGIN_GATEWAY, 0, 0);
 		break;
 	case NL_CP_UNLOCK:
+		if (req->u.reason < 1 || req->u.reason >= NL_LOCK_REASON_END)
+			return NL_CP_INVALID_PARAMETER;
+		if (p->state != NL_PEN_STATE_LOCKED && !any_zone_lock(p))
+			return NL_CP_INVALID_STATE;
 		do_unlock(p, req->u.reason);
 		break;
 	case NL_CP_ACK_RECORDS:
-		r = p->store_ok ? sim_store_ack(p->store, req->u.ack.store_epoch, req->u.ack.seq) : -EIO;
+		r = p->store_ok ? sim_store_ack(p->store, req->u.ack.store_epoch, req->u.ack.seq)
+				: -EIO;
 		if (r == -ESTALE)
 			return NL_CP_EPOCH_MISMATCH;
 		if (r == -ERANGE)
@@ -1142,11 +1321,7 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 		break;
 	}
 	case NL_CP_CLAMP:
-		res = cp_clamp(p, req->u.clamp.zone, req->u.clamp.cap_um);
-		if (res != NL_CP_SUCCESS)
-			return res;
-		value = p->hash;
-		break;
+		return cp_clamp(p, req->u.clamp.zone, req->u.clamp.cap_um, ret_value);
 	case NL_CP_SET_LIVE_RATE:
 		p->live_rate_hz = req->u.live_rate_hz;
 		p->next_live_ms = 0;

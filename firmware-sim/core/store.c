@@ -15,6 +15,7 @@ enum frame_kind {
 	FRAME_RECORD = 0xB1,
 	FRAME_ACK = 0xB2,
 	FRAME_CARTRIDGE = 0xB3,
+	FRAME_STATE = 0xB4,
 };
 
 #define STORE_MAGIC 0x4E4C5354u /* "NLST" */
@@ -36,8 +37,8 @@ struct sim_store {
 	unsigned active;
 	uint32_t gen;
 	uint32_t end; /* append offset in the active region */
-	bool dirty;   /* a failed write may have left garbage at end */
-	bool torn;    /* boot cut a torn tail */
+	bool dirty; /* a failed write may have left garbage at end */
+	bool torn; /* boot cut a torn tail */
 
 	uint32_t epoch;
 	uint32_t next_seq;
@@ -50,6 +51,9 @@ struct sim_store {
 
 	uint8_t carts[SIM_STORE_CARTRIDGES_MAX][NL_CARTRIDGE_UID_LEN];
 	unsigned ncarts, cart_next; /* ring once full */
+
+	uint8_t state[SIM_STORE_STATE_MAX];
+	size_t state_len;
 
 	uint8_t frame[FRAME_MAX];
 };
@@ -191,6 +195,12 @@ static int write_snapshot(struct sim_store *s, unsigned target, uint32_t gen, bo
 		if (r < 0)
 			return r;
 	}
+	if (s->state_len) {
+		flen = frame_build(s, FRAME_STATE, s->state, s->state_len);
+		r = region_write(s, target, &off, flen);
+		if (r < 0)
+			return r;
+	}
 	for (unsigned i = 0; copy_records && i < s->n; i++) {
 		r = frame_read(s, s->active, s->slots[i].off);
 		if (r <= 0)
@@ -248,8 +258,10 @@ static uint32_t region_generation(struct sim_store *s, unsigned region)
 		if (r <= 0)
 			return 0;
 		if (s->frame[0] == FRAME_COMMIT)
-			return r == 4 + (int)FRAME_OVERHEAD && get_u32(s->frame + 3) == gen ? gen : 0;
-		if (s->frame[0] != FRAME_CARTRIDGE && s->frame[0] != FRAME_RECORD)
+			return r == 4 + (int)FRAME_OVERHEAD && get_u32(s->frame + 3) == gen ? gen
+											    : 0;
+		if (s->frame[0] != FRAME_CARTRIDGE && s->frame[0] != FRAME_RECORD &&
+		    s->frame[0] != FRAME_STATE)
 			return 0;
 	}
 }
@@ -263,6 +275,7 @@ static int replay(struct sim_store *s, unsigned region)
 
 	s->n = 0;
 	s->ncarts = s->cart_next = 0;
+	s->state_len = 0;
 	s->torn = false;
 	for (;;) {
 		r = frame_read(s, region, off);
@@ -289,6 +302,12 @@ static int replay(struct sim_store *s, unsigned region)
 			if (len == NL_CARTRIDGE_UID_LEN)
 				cart_add(s, s->frame + 3);
 			break;
+		case FRAME_STATE:
+			if (len <= SIM_STORE_STATE_MAX) {
+				memcpy(s->state, s->frame + 3, len);
+				s->state_len = len;
+			}
+			break;
 		case FRAME_ACK:
 			if (len == 8 && get_u32(s->frame + 3) == s->epoch &&
 			    get_u32(s->frame + 7) > s->ack_seq) {
@@ -297,7 +316,8 @@ static int replay(struct sim_store *s, unsigned region)
 			}
 			break;
 		case FRAME_RECORD:
-			if (nl_record_peek_header(s->frame + 3, len, &h) < 0 || h.store_epoch != s->epoch) {
+			if (nl_record_peek_header(s->frame + 3, len, &h) < 0 ||
+			    h.store_epoch != s->epoch) {
 				/* A frame that checks but holds a bad record: treat like a torn tail. */
 				s->torn = true;
 				goto done;
@@ -311,7 +331,8 @@ static int replay(struct sim_store *s, unsigned region)
 				s->torn = true;
 				goto done;
 			}
-			s->slots[s->n++] = (struct slot){ .seq = h.seq, .off = off, .len = (uint16_t)len };
+			s->slots[s->n++] =
+				(struct slot){.seq = h.seq, .off = off, .len = (uint16_t)len};
 			break;
 		default:
 			s->torn = true;
@@ -370,9 +391,10 @@ int sim_store_open(struct sim_store **ret, const struct sim_platform *plat, uint
 		return -ENOMEM;
 	s->plat = *plat;
 	s->capacity = capacity;
-	s->region_bytes = region_bytes ? region_bytes
-				       : 64u + SIM_STORE_CARTRIDGES_MAX * 16u +
-						 (uint32_t)capacity * 2u * (FRAME_OVERHEAD + NL_RECORD_MAX);
+	s->region_bytes =
+		region_bytes ? region_bytes
+			     : 64u + SIM_STORE_CARTRIDGES_MAX * 16u +
+				       (uint32_t)capacity * 2u * (FRAME_OVERHEAD + NL_RECORD_MAX);
 	s->slots = calloc(capacity, sizeof(*s->slots));
 	s->spare = calloc(capacity, sizeof(*s->spare));
 	if (!s->slots || !s->spare) {
@@ -507,7 +529,7 @@ int sim_store_append(struct sim_store *s, struct nl_record *rec, uint32_t *ret_s
 	if (r < 0)
 		return r;
 	/* Durable: from here the seq is issued. */
-	s->slots[s->n++] = (struct slot){ .seq = h.seq, .off = off, .len = (uint16_t)len };
+	s->slots[s->n++] = (struct slot){.seq = h.seq, .off = off, .len = (uint16_t)len};
 	s->next_seq++;
 	track_session(s, &h);
 	if (ret_seq)
@@ -578,4 +600,27 @@ int sim_store_mark_cartridge(struct sim_store *s, const uint8_t uid[NL_CARTRIDGE
 		return r;
 	cart_add(s, uid);
 	return 0;
+}
+
+int sim_store_put_state(struct sim_store *s, const uint8_t *buf, size_t len)
+{
+	uint32_t off;
+	int r;
+
+	if (len > SIM_STORE_STATE_MAX)
+		return -EINVAL;
+	if (len == s->state_len && memcmp(buf, s->state, len) == 0)
+		return 0;
+	r = append_frame(s, frame_build(s, FRAME_STATE, buf, len), &off);
+	if (r < 0)
+		return r;
+	memcpy(s->state, buf, len);
+	s->state_len = len;
+	return 0;
+}
+
+size_t sim_store_get_state(const struct sim_store *s, uint8_t *buf)
+{
+	memcpy(buf, s->state, s->state_len);
+	return s->state_len;
 }

@@ -172,8 +172,8 @@ int host_mkdir_p(const char *path)
 	return 0;
 }
 
-int host_platform_init(struct host_platform *h, const struct host_clock *clock,
-		       const char *dir, const char *serial, bool wipe)
+int host_platform_init(struct host_platform *h, const struct host_clock *clock, const char *dir,
+		       const char *serial, bool wipe)
 {
 	char path[4200];
 	int r;
@@ -188,8 +188,8 @@ int host_platform_init(struct host_platform *h, const struct host_clock *clock,
 		return r;
 	for (unsigned i = 0; i < SIM_STORAGE_REGIONS; i++) {
 		snprintf(path, sizeof(path), "%s/%s.flash%u", dir, serial, i);
-		h->fd[i] = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (wipe ? O_TRUNC : 0),
-				0600);
+		h->fd[i] = open(
+			path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (wipe ? O_TRUNC : 0), 0600);
 		if (h->fd[i] < 0) {
 			r = -errno;
 			host_platform_done(h);

@@ -15,7 +15,7 @@
 /* Scenario time shared by every pen of a run. */
 struct host_clock {
 	uint64_t start_us; /* CLOCK_MONOTONIC at start */
-	double factor;     /* scenario seconds per wall second */
+	double factor; /* scenario seconds per wall second */
 };
 
 void host_clock_init(struct host_clock *c, double factor);
@@ -28,7 +28,7 @@ struct host_platform {
 	const struct host_clock *clock;
 	char serial[40];
 	int fd[SIM_STORAGE_REGIONS];
-	int min_level;    /* lines above this level are dropped */
+	int min_level; /* lines above this level are dropped */
 	/* The pen's time: set by its runner at every tick and to each event's
 	 * exact time while it runs, so the pen never sees time go backwards
 	 * and radio callbacks between ticks see the last tick's time. */
@@ -40,15 +40,16 @@ struct host_platform {
 
 /* Opens (creating) DIR/SERIAL.flash0 and .flash1; wipe empties them first.
  * Returns 0 or -errno. */
-int host_platform_init(struct host_platform *h, const struct host_clock *clock,
-		       const char *dir, const char *serial, bool wipe);
+int host_platform_init(struct host_platform *h, const struct host_clock *clock, const char *dir,
+		       const char *serial, bool wipe);
 void host_platform_done(struct host_platform *h);
 
 /* mkdir -p with mode 0700. */
 int host_mkdir_p(const char *path);
 
 /* One log line to stderr: "[  12.345] line" (scenario seconds). */
-void host_log(const struct host_clock *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void host_log(const struct host_clock *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* The same at scenario time ms. */
 void host_log_at(uint64_t ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The platform's current time (the event's time while one runs). */

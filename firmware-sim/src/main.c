@@ -138,22 +138,22 @@ static void default_state_dir(char *buf, size_t size)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "scenario", required_argument, NULL, 's' },
-		{ "fleet", required_argument, NULL, 'n' },
-		{ "time-factor", required_argument, NULL, 't' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "serial", required_argument, NULL, 'S' },
-		{ "kind", required_argument, NULL, 'K' },
-		{ "state-dir", required_argument, NULL, 'D' },
-		{ "wipe", no_argument, NULL, 'W' },
-		{ "radio-dir", required_argument, NULL, 'R' },
-		{ "no-radio", no_argument, NULL, 'N' },
-		{ "summary", required_argument, NULL, 'O' },
-		{ "validate", no_argument, NULL, 'V' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"scenario", required_argument, NULL, 's'},
+		{"fleet", required_argument, NULL, 'n'},
+		{"time-factor", required_argument, NULL, 't'},
+		{"duration", required_argument, NULL, 'd'},
+		{"serial", required_argument, NULL, 'S'},
+		{"kind", required_argument, NULL, 'K'},
+		{"state-dir", required_argument, NULL, 'D'},
+		{"wipe", no_argument, NULL, 'W'},
+		{"radio-dir", required_argument, NULL, 'R'},
+		{"no-radio", no_argument, NULL, 'N'},
+		{"summary", required_argument, NULL, 'O'},
+		{"validate", no_argument, NULL, 'V'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	const char *scenario_path = NULL, *serial = NULL, *summary = NULL, *radio_dir = NULL;
 	char state_dir[1024], radio_buf[1024], err[512], serial_buf[64];
@@ -176,7 +176,8 @@ int main(int argc, char **argv)
 		case 'n':
 			fleet = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || fleet < 1 || fleet > 1000) {
-				fprintf(stderr, "needlelink-sim: --fleet: 1..1000 expected, got \"%s\"\n",
+				fprintf(stderr,
+					"needlelink-sim: --fleet: 1..1000 expected, got \"%s\"\n",
 					optarg);
 				return 1;
 			}
@@ -184,15 +185,16 @@ int main(int argc, char **argv)
 		case 't':
 			factor = strtod(optarg, &end);
 			if (*end || !(factor > 0) || factor > 100000) {
-				fprintf(stderr,
-					"needlelink-sim: --time-factor: a number in (0, 100000] expected\n");
+				fprintf(stderr, "needlelink-sim: --time-factor: a number in (0, "
+						"100000] expected\n");
 				return 1;
 			}
 			break;
 		case 'd':
 			a.duration_s = strtod(optarg, &end);
 			if (*end || !(a.duration_s > 0)) {
-				fprintf(stderr, "needlelink-sim: --duration: seconds > 0 expected\n");
+				fprintf(stderr,
+					"needlelink-sim: --duration: seconds > 0 expected\n");
 				return 1;
 			}
 			break;
@@ -261,8 +263,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (validate) {
-		printf("%s: ok (%zu events, %zu cartridges%s)\n", scn->path, scn->nevents, scn->ncarts,
-		       scn->loop ? ", loops" : "");
+		printf("%s: ok (%zu events, %zu cartridges%s)\n", scn->path, scn->nevents,
+		       scn->ncarts, scn->loop ? ", loops" : "");
 		scenario_free(scn);
 		return 0;
 	}
@@ -296,8 +298,9 @@ int main(int argc, char **argv)
 		exit_code = 2;
 		goto out;
 	}
-	host_log(&a.clock, "needlelink-sim: %u pen(s), scenario %s, time factor %g, flash in %s%s%s",
-		 fleet, scn->path, factor, state_dir, no_radio ? ", no radio" : ", radio in ",
+	host_log(&a.clock,
+		 "needlelink-sim: %u pen(s), scenario %s, time factor %g, flash in %s%s%s", fleet,
+		 scn->path, factor, state_dir, no_radio ? ", no radio" : ", radio in ",
 		 no_radio ? "" : radio_dir);
 	for (unsigned i = 0; i < fleet; i++) {
 		struct runner_opts o = {

@@ -26,7 +26,7 @@ struct runner {
 	bool waiting;
 	uint64_t wait_deadline_ms;
 	bool finished;
-	uint64_t link_up_at_ms;  /* 0: no link drop running */
+	uint64_t link_up_at_ms; /* 0: no link drop running */
 	uint64_t power_on_at_ms; /* 0: no power cycle running */
 	uint32_t cart_counter;
 
@@ -142,7 +142,8 @@ int runner_new(const struct runner_opts *o, const struct scenario *scn, struct r
 		snprintf(adv.service_uuid, sizeof(adv.service_uuid), "%s", NL_UUID_SERVICE);
 		snprintf(adv.kind, sizeof(adv.kind), "pen");
 		adv.rssi = (int8_t)(-50 - (int)(o->index % 30));
-		e = lradio_server_new(o->ev, o->radio_dir, &adv, sim_pen_gatt_ops(), r->pen, &r->srv);
+		e = lradio_server_new(o->ev, o->radio_dir, &adv, sim_pen_gatt_ops(), r->pen,
+				      &r->srv);
 		if (e < 0) {
 			fprintf(stderr, "%s: local radio in %s failed: %s\n", r->cfg.serial,
 				o->radio_dir, strerror(-e));
@@ -389,9 +390,9 @@ static void run_event(struct runner *r, const struct scn_event *e, uint64_t now)
 		service(r, &q, &v);
 		memset(&q, 0, sizeof(q));
 		q.op = NL_CP_AUTHORISE;
-		q.u.authorise.session_id = e->session_id
-			? e->session_id
-			: (r->hp.plat.random_u32(r->hp.plat.ctx) & 0x7FFFFFFFu) | 1u;
+		q.u.authorise.session_id =
+			e->session_id ? e->session_id
+				      : (r->hp.plat.random_u32(r->hp.plat.ctx) & 0x7FFFFFFFu) | 1u;
 		q.u.authorise.limits_hash = v;
 		q.u.authorise.lifetime_s = e->lifetime_s;
 		service(r, &q, NULL);
@@ -424,24 +425,31 @@ static bool wait_satisfied(struct runner *r, const struct scn_event *e)
 	return i.state == NL_PEN_STATE_IDLE || i.state == NL_PEN_STATE_OFF;
 }
 
-void runner_tick(struct runner *r)
+/* Link and power timers due at or before upto, at their own time. */
+static void run_timers(struct runner *r, uint64_t upto)
 {
-	uint64_t now = host_clock_now_ms(r->o.clock);
-
-	if (now < r->hp.fixed_ms)
-		now = r->hp.fixed_ms;
-	if (r->link_up_at_ms && now >= r->link_up_at_ms) {
+	if (r->link_up_at_ms && r->link_up_at_ms <= upto) {
+		if (r->link_up_at_ms > r->hp.fixed_ms)
+			r->hp.fixed_ms = r->link_up_at_ms;
 		r->link_up_at_ms = 0;
 		rlog(r, "link back in range");
 		set_in_range(r, true);
 	}
-	if (r->power_on_at_ms && now >= r->power_on_at_ms) {
+	if (r->power_on_at_ms && r->power_on_at_ms <= upto) {
 		if (r->power_on_at_ms > r->hp.fixed_ms)
 			r->hp.fixed_ms = r->power_on_at_ms;
 		r->power_on_at_ms = 0;
 		check_refused(r, sim_pen_power_on(r->pen));
 		set_in_range(r, true);
 	}
+}
+
+void runner_tick(struct runner *r)
+{
+	uint64_t now = host_clock_now_ms(r->o.clock);
+
+	if (now < r->hp.fixed_ms)
+		now = r->hp.fixed_ms;
 	while (!r->finished) {
 		const struct scn_event *e;
 		uint64_t due;
@@ -455,8 +463,9 @@ void runner_tick(struct runner *r)
 			} else if (now >= r->wait_deadline_ms) {
 				r->waiting = false;
 				r->waits_timed_out++;
-				r->base_ms = now;
-				rlog(r, "scenario: %s timed out, going on", scn_action_name(e->action));
+				r->base_ms = r->wait_deadline_ms;
+				rlog(r, "scenario: %s timed out, going on",
+				     scn_action_name(e->action));
 			} else {
 				break;
 			}
@@ -476,13 +485,16 @@ void runner_tick(struct runner *r)
 		due = r->base_ms + e->after_ms;
 		if (due > now)
 			break;
-		/* The pen sees the event at its exact scenario time. */
+		/* The pen sees the event at its exact scenario time, after the
+		 * timers that were due before it. */
+		run_timers(r, due);
 		if (due > r->hp.fixed_ms)
 			r->hp.fixed_ms = due;
 		r->idx++;
 		r->base_ms = due;
 		run_event(r, e, due);
 	}
+	run_timers(r, now);
 	r->hp.fixed_ms = now;
 	sim_pen_tick(r->pen);
 }
@@ -498,14 +510,16 @@ cJSON *runner_summary(const struct runner *r)
 	cJSON_AddStringToObject(o, "serial", r->cfg.serial);
 	cJSON_AddStringToObject(o, "kind", r->cfg.kind == SIM_PEN_DIAL ? "dial" : "motorised");
 	cJSON_AddStringToObject(o, "state", nl_pen_state_name(i.state));
-	cJSON_AddStringToObject(o, "lock_reason", i.lock_reason ? nl_lock_reason_name(i.lock_reason) : "none");
+	cJSON_AddStringToObject(o, "lock_reason",
+				i.lock_reason ? nl_lock_reason_name(i.lock_reason) : "none");
 	cJSON_AddNumberToObject(o, "store_epoch", i.store_epoch);
 	cJSON_AddNumberToObject(o, "last_seq", i.last_seq);
 	cJSON_AddNumberToObject(o, "store_used", i.store_used);
 	cJSON_AddNumberToObject(o, "battery_pct", i.battery_pct);
-	cJSON_AddStringToObject(o, "limit_source", i.limit_source == NL_LIMIT_SOURCE_SESSION ? "session"
-						  : i.limit_source == NL_LIMIT_SOURCE_FALLBACK ? "fallback"
-											   : "factory");
+	cJSON_AddStringToObject(o, "limit_source",
+				i.limit_source == NL_LIMIT_SOURCE_SESSION    ? "session"
+				: i.limit_source == NL_LIMIT_SOURCE_FALLBACK ? "fallback"
+									     : "factory");
 	cJSON_AddNumberToObject(o, "events_run", r->events_run);
 	cJSON_AddNumberToObject(o, "refused_actions", r->refused);
 	cJSON_AddNumberToObject(o, "link_drops", r->link_drops);

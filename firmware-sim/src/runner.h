@@ -20,10 +20,10 @@ struct runner_opts {
 	const char *state_dir;
 	const char *radio_dir; /* NULL: no radio */
 	bool wipe;
-	int log_level;         /* enum sim_log_level */
-	unsigned index;        /* in the fleet, from 0 */
-	const char *serial;    /* NULL: the scenario's */
-	int kind;              /* -1: the scenario's, else enum sim_pen_kind */
+	int log_level; /* enum sim_log_level */
+	unsigned index; /* in the fleet, from 0 */
+	const char *serial; /* NULL: the scenario's */
+	int kind; /* -1: the scenario's, else enum sim_pen_kind */
 };
 
 struct runner;

@@ -92,7 +92,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct pctx *c, const char
 	va_list ap;
 	int n;
 
-	n = snprintf(c->err, c->errsize, "%s: %s%s", c->path, where ? where : "", where ? ": " : "");
+	n = snprintf(c->err, c->errsize, "%s: %s%s", c->path, where ? where : "",
+		     where ? ": " : "");
 	if (n < 0 || (size_t)n >= c->errsize)
 		return -EINVAL;
 	va_start(ap, fmt);
@@ -120,15 +121,14 @@ static int check_keys(struct pctx *c, const char *where, const cJSON *obj, const
 {
 	const cJSON *it;
 
-	cJSON_ArrayForEach(it, obj)
-		if (!key_in(allowed, it->string))
-			return fail(c, where, "unknown key \"%s\" (allowed: %s)", it->string, allowed);
+	cJSON_ArrayForEach(it, obj) if (!key_in(allowed, it->string)) return fail(
+		c, where, "unknown key \"%s\" (allowed: %s)", it->string, allowed);
 	return 0;
 }
 
 /* Number at key within [min, max]; absent: def (or an error when required). */
-static int get_num(struct pctx *c, const char *where, const cJSON *obj, const char *key,
-		   double min, double max, double def, bool required, double *ret)
+static int get_num(struct pctx *c, const char *where, const cJSON *obj, const char *key, double min,
+		   double max, double def, bool required, double *ret)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -141,13 +141,14 @@ static int get_num(struct pctx *c, const char *where, const cJSON *obj, const ch
 	if (!cJSON_IsNumber(v))
 		return fail(c, where, "\"%s\" must be a number", key);
 	if (!isfinite(v->valuedouble) || v->valuedouble < min || v->valuedouble > max)
-		return fail(c, where, "\"%s\" = %g is outside %g..%g", key, v->valuedouble, min, max);
+		return fail(c, where, "\"%s\" = %g is outside %g..%g", key, v->valuedouble, min,
+			    max);
 	*ret = v->valuedouble;
 	return 0;
 }
 
-static int get_bool(struct pctx *c, const char *where, const cJSON *obj, const char *key,
-		    bool def, bool *ret)
+static int get_bool(struct pctx *c, const char *where, const cJSON *obj, const char *key, bool def,
+		    bool *ret)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -161,8 +162,8 @@ static int get_bool(struct pctx *c, const char *where, const cJSON *obj, const c
 	return 0;
 }
 
-static int get_str(struct pctx *c, const char *where, const cJSON *obj, const char *key,
-		   char *buf, size_t size, bool required)
+static int get_str(struct pctx *c, const char *where, const cJSON *obj, const char *key, char *buf,
+		   size_t size, bool required)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
@@ -233,16 +234,17 @@ static int parse_pen(struct pctx *c, const cJSON *o, struct scenario *s)
 			 p->depth_max_um / 1000.0, false, &d)) < 0)
 		return r;
 	p->depth_max_um = mm_to_um(d);
-	if ((r = get_num(c, w, o, "depth_min_mm", 0, d, p->depth_min_um > p->depth_max_um ? 0 :
-			 p->depth_min_um / 1000.0, false, &d)) < 0)
+	if ((r = get_num(c, w, o, "depth_min_mm", 0, d,
+			 p->depth_min_um > p->depth_max_um ? 0 : p->depth_min_um / 1000.0, false,
+			 &d)) < 0)
 		return r;
 	p->depth_min_um = mm_to_um(d);
 	if ((r = get_num(c, w, o, "depth_step_mm", 0.01, p->depth_max_um / 1000.0,
 			 p->depth_step_um / 1000.0, false, &d)) < 0)
 		return r;
 	p->depth_step_um = mm_to_um(d);
-	if ((r = get_num(c, w, o, "speed_max_hz", 1, NL_SPEED_MAX_HZ, p->speed_max_hz, false,
-			 &d)) < 0)
+	if ((r = get_num(c, w, o, "speed_max_hz", 1, NL_SPEED_MAX_HZ, p->speed_max_hz, false, &d)) <
+	    0)
 		return r;
 	p->speed_max_hz = (uint16_t)d;
 	if ((r = get_num(c, w, o, "speed_min_hz", 1, p->speed_max_hz,
@@ -341,8 +343,8 @@ static int parse_cartridge(struct pctx *c, const char *name, const cJSON *o,
 	if ((r = get_num(c, where, o, "needles", 1, 64, 12, false, &d)) < 0)
 		return r;
 	k->needles = (uint8_t)d;
-	if ((r = get_num(c, where, o, "length_mm", 0.1, NL_DEPTH_MAX_UM / 1000.0, 2.5, false,
-			 &d)) < 0)
+	if ((r = get_num(c, where, o, "length_mm", 0.1, NL_DEPTH_MAX_UM / 1000.0, 2.5, false, &d)) <
+	    0)
 		return r;
 	k->length_um = mm_to_um(d);
 	return get_bool(c, where, o, "unreadable", false, &k->unreadable);
@@ -367,9 +369,10 @@ static int parse_limits(struct pctx *c, const char *where, const cJSON *o, struc
 	l->format = 1;
 	if (!cJSON_IsObject(o))
 		return fail(c, where, "limits must be an object");
-	r = check_keys(c, where, o,
-		       "lifetime_s depth_cap_mm needle_on_warn_s needle_on_lock_s pass_warn pass_lock "
-		       "zones comment");
+	r = check_keys(
+		c, where, o,
+		"lifetime_s depth_cap_mm needle_on_warn_s needle_on_lock_s pass_warn pass_lock "
+		"zones comment");
 	if (r < 0)
 		return r;
 	if ((r = get_num(c, where, o, "lifetime_s", 1, NL_LIFETIME_MAX_S, 3600, false, &d)) < 0)
@@ -394,7 +397,8 @@ static int parse_limits(struct pctx *c, const char *where, const cJSON *o, struc
 	zones = cJSON_GetObjectItemCaseSensitive(o, "zones");
 	if (zones && !cJSON_IsObject(zones))
 		return fail(c, where, "zones must be an object of zone name -> limits");
-	cJSON_ArrayForEach(it, zones) {
+	cJSON_ArrayForEach(it, zones)
+	{
 		struct nl_zone_limit *z;
 
 		snprintf(zw, sizeof(zw), "%s.zones.%s", where, it->string);
@@ -506,7 +510,8 @@ static int parse_event(struct pctx *c, unsigned idx, const cJSON *o, double *t_a
 		if ((r = get_str(c, where, o, "cartridge", e->cart, sizeof(e->cart), true)) < 0)
 			return r;
 		if (!scenario_cartridge(s, e->cart))
-			return fail(c, where, "no cartridge named \"%s\" in \"cartridges\"", e->cart);
+			return fail(c, where, "no cartridge named \"%s\" in \"cartridges\"",
+				    e->cart);
 		return 0;
 	case SCN_LINK_DROP:
 		r = get_num(c, where, o, "seconds", 0, 1e6, 0, true, &d);
@@ -567,8 +572,9 @@ static int parse_event(struct pctx *c, unsigned idx, const cJSON *o, double *t_a
 		if ((r = parse_limits(c, lw, lim, &e->limits)) < 0)
 			return r;
 		if (e->limits.depth_cap_um > s->pen.depth_max_um)
-			return fail(c, lw, "depth_cap_mm above the pen's factory maximum %.2f mm "
-					   "(the pen would refuse it)",
+			return fail(c, lw,
+				    "depth_cap_mm above the pen's factory maximum %.2f mm "
+				    "(the pen would refuse it)",
 				    s->pen.depth_max_um / 1000.0);
 		r = get_num(c, where, o, "lifetime_s", 1, NL_LIFETIME_MAX_S, e->limits.lifetime_s,
 			    false, &d);
@@ -600,7 +606,8 @@ static int parse_root(struct pctx *c, const cJSON *root, struct scenario *s)
 
 	if (!cJSON_IsObject(root))
 		return fail(c, NULL, "top level must be an object");
-	r = check_keys(c, NULL, root, "name description pen cartridges timeline loop loop_pause_s comment");
+	r = check_keys(c, NULL, root,
+		       "name description pen cartridges timeline loop loop_pause_s comment");
 	if (r < 0)
 		return r;
 	if ((r = get_str(c, NULL, root, "name", s->name, sizeof(s->name), false)) < 0 ||
@@ -619,7 +626,8 @@ static int parse_root(struct pctx *c, const cJSON *root, struct scenario *s)
 		if (!s->carts)
 			return -ENOMEM;
 		i = 0;
-		cJSON_ArrayForEach(it, carts) {
+		cJSON_ArrayForEach(it, carts)
+		{
 			if ((r = parse_cartridge(c, it->string, it, &s->carts[i++])) < 0)
 				return r;
 		}
@@ -637,7 +645,8 @@ static int parse_root(struct pctx *c, const cJSON *root, struct scenario *s)
 	if (!s->events)
 		return -ENOMEM;
 	i = 0;
-	cJSON_ArrayForEach(it, tl) {
+	cJSON_ArrayForEach(it, tl)
+	{
 		if ((r = parse_event(c, i, it, &t_abs, s, &s->events[i])) < 0)
 			return r;
 		i++;
@@ -709,7 +718,7 @@ static void line_col(const char *text, const char *at, unsigned *ret_line, unsig
 
 int scenario_load(const char *path, struct scenario **ret, char *err, size_t errsize)
 {
-	struct pctx c = { .path = path, .err = err, .errsize = errsize };
+	struct pctx c = {.path = path, .err = err, .errsize = errsize};
 	struct scenario *s;
 	cJSON *root;
 	char *text;
@@ -771,7 +780,7 @@ int scenario_demo(struct scenario **ret)
 		"{\"after\":2,\"do\":\"start_pass\"},{\"after\":45,\"do\":\"end_pass\"},"
 		"{\"after\":5,\"do\":\"end_session\"},"
 		"{\"after\":5,\"do\":\"remove\"}]}";
-	struct pctx c = { .path = "(built-in demo)" };
+	struct pctx c = {.path = "(built-in demo)"};
 	char err[256];
 	struct scenario *s;
 	cJSON *root;

@@ -47,21 +47,21 @@ enum scn_action {
 };
 
 enum scn_corrupt {
-	SCN_CORRUPT_BAD_CRC = 0,   /* Live Status with a wrong CRC */
-	SCN_CORRUPT_TRUNCATED,     /* Live Status cut short */
-	SCN_CORRUPT_OVERSIZED,     /* a notification larger than the MTU allows */
-	SCN_CORRUPT_GARBAGE,       /* random bytes on the record characteristic */
+	SCN_CORRUPT_BAD_CRC = 0, /* Live Status with a wrong CRC */
+	SCN_CORRUPT_TRUNCATED, /* Live Status cut short */
+	SCN_CORRUPT_OVERSIZED, /* a notification larger than the MTU allows */
+	SCN_CORRUPT_GARBAGE, /* random bytes on the record characteristic */
 	SCN_CORRUPT_COUNT
 };
 
 #define SCN_NAME_MAX 31
 
 struct scn_event {
-	uint64_t after_ms;  /* scenario time after the previous event */
+	uint64_t after_ms; /* scenario time after the previous event */
 	enum scn_action action;
-	int32_t num;        /* zone, depth um, speed Hz, pct, ppm, seconds, ... */
+	int32_t num; /* zone, depth um, speed Hz, pct, ppm, seconds, ... */
 	uint32_t duration_ms; /* link drop, power cycle, wait timeout */
-	bool flag;          /* charging on/off, fault critical */
+	bool flag; /* charging on/off, fault critical */
 	char cart[SCN_NAME_MAX + 1];
 	enum scn_corrupt corrupt;
 	uint32_t session_id; /* authorise: 0 = next number */
@@ -90,7 +90,7 @@ enum scn_clock {
 struct scenario {
 	char path[256];
 	char name[64];
-	char description[256];
+	char description[512];
 	struct sim_pen_config pen;
 	enum scn_clock clock;
 	uint32_t clock_fixed;

@@ -7,11 +7,11 @@
 #                with the guest at the same path
 #   RESULTS_DIR  created if missing; shared read-write at the same path.
 #                After a run it holds console.log, bringup.log,
-#                bluetoothd.log, btvirt.log, btmon.snoop, tests/NAME.log,
-#                summary and status
+#                bluetoothd.log (bluetoothd -d), btvirt.log, btmon.snoop,
+#                modules.txt, dmesg.log, tests/NAME.log, summary and status
 #   NAME=COMMAND a guest test: COMMAND runs under sh -c as root once
-#                bluetoothd owns org.bluez, with NL_VM_RESULTS, NL_BUILD_DIR
-#                and NL_VM_ADAPTERS set; exit 0 is a pass
+#                bluetoothd owns org.bluez, with NL_VM_RESULTS, NL_BUILD_DIR,
+#                NL_SOURCE_DIR and NL_VM_ADAPTERS set; exit 0 is a pass
 #   -t  hard limit for the whole VM run (default 300): qemu is killed and
 #       the run fails
 #   -T  limit per guest test (default 120)
@@ -36,7 +36,7 @@ fail() {
 }
 
 usage() {
-	sed -n '5,6p' "$0" | sed 's/^# //' >&2
+	sed -n '/^# Usage:/,/^# *-m /p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -91,7 +91,7 @@ need /usr/bin/timeout coreutils
 # NL_VM_KERNEL names a version.
 kver=${NL_VM_KERNEL:-}
 if [ -z "$kver" ]; then
-	for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V -r); do
+	for k in $(for f in /boot/vmlinuz-*; do echo "${f#/boot/vmlinuz-}"; done | sort -V -r); do
 		if ls /lib/modules/"$k"/kernel/drivers/bluetooth/hci_vhci.ko* >/dev/null 2>&1; then
 			kver=$k
 			break
@@ -121,7 +121,7 @@ fi
 # file must never pass a run.
 rm -rf "$results/tests"
 rm -f "$results"/{status,summary,guest-tests,console.log,bringup.log,bluetoothd.log} \
-	"$results"/{btvirt.log,btmon.snoop,modules.txt}
+	"$results"/{btvirt.log,btmon.snoop,modules.txt,dmesg.log}
 printf '%s\n' "${tests[@]}" >"$results/guest-tests"
 
 # --- accelerator -----------------------------------------------------------
@@ -132,7 +132,7 @@ if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd
 else
 	# The translation cache defaults to 1 GiB and is what qemu's memory
 	# grows by under TCG; 256 MiB holds this workload.
-	accel=(-accel tcg,thread=multi,tb-size=256)
+	accel=(-accel "tcg,thread=multi,tb-size=256")
 fi
 
 console=$results/console.log
@@ -143,7 +143,9 @@ cmdline+=" nl_test_timeout=$test_timeout"
 echo "bluez-vm: kernel $kver, ${accel[*]}, ${mem} MiB, ${#tests[@]} test(s), limit ${vm_timeout} s"
 echo "bluez-vm: console in $console"
 start=$SECONDS
-"$qemu" "${accel[@]}" -smp 2 -m "$mem" -machine pc \
+# timeout(1) is a second bound: should this script be killed outright (by
+# ctest, say), qemu still dies 30 s after the limit.
+timeout -k 5 $((vm_timeout + 30)) "$qemu" "${accel[@]}" -smp 2 -m "$mem" -machine pc \
 	-nographic -monitor none -serial stdio -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
 	-nic none \
@@ -152,20 +154,24 @@ start=$SECONDS
 	-virtfs "local,path=$results,mount_tag=nlres,security_model=none,multidevs=remap" \
 	</dev/null >"$console" 2>&1 &
 qpid=$!
-trap 'kill -KILL $qpid 2>/dev/null' EXIT
-trap 'kill -KILL $qpid 2>/dev/null; fail "interrupted"' INT TERM HUP
+# TERM to timeout(1) is passed on to qemu.
+trap 'kill -TERM $qpid 2>/dev/null' EXIT
+trap 'kill -TERM $qpid 2>/dev/null; fail "interrupted"' INT TERM HUP
 
 # Polls once a second: the hard limit, and qemu's peak resident memory
-# (VmHWM only grows, so the last reading before exit is the peak).
+# (VmHWM only grows, so the last reading before exit is the peak). qemu is
+# timeout's only child.
 peak_kb=0
 timed_out=0
 while kill -0 $qpid 2>/dev/null; do
-	hwm=$(awk '/^VmHWM:/ { print $2 }' /proc/$qpid/status 2>/dev/null)
+	read -r qemu_pid _ 2>/dev/null </proc/$qpid/task/$qpid/children
+	hwm=$(awk '/^VmHWM:/ { print $2 }' /proc/"${qemu_pid:-none}"/status 2>/dev/null)
 	[ -n "$hwm" ] && [ "$hwm" -gt "$peak_kb" ] && peak_kb=$hwm
 	if [ $((SECONDS - start)) -ge "$vm_timeout" ]; then
 		timed_out=1
 		kill -TERM $qpid 2>/dev/null
-		sleep 2
+		sleep 3
+		[ -n "${qemu_pid:-}" ] && kill -KILL "$qemu_pid" 2>/dev/null
 		kill -KILL $qpid 2>/dev/null
 		break
 	fi

@@ -2,6 +2,8 @@
 #include "sim-test.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "needlelink/cp.h"
@@ -259,4 +261,14 @@ int pen_cp(struct fake_radio *r, const void *reqp, uint32_t *ret_value)
 	if (ret_value)
 		*ret_value = rsp.value;
 	return rsp.result;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void sim_test_rm_rf(const char *path)
+{
+	(void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -14,12 +14,12 @@
 #include "sim/pen.h"
 #include "sim/platform.h"
 
-#define CHECK(cond)                                                                      \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                         \
-		}                                                                        \
+			exit(1);                                                                 \
+		}                                                                                \
 	} while (0)
 #define CHECK_EQ(a, b)                                                                    \
 	do {                                                                              \
@@ -39,7 +39,7 @@ struct mem_platform {
 	uint8_t *region[SIM_STORAGE_REGIONS];
 	size_t region_max;
 	size_t len[SIM_STORAGE_REGIONS];
-	long long budget;   /* bytes (an erase counts 1) until the power cut; < 0: none */
+	long long budget; /* bytes (an erase counts 1) until the power cut; < 0: none */
 	bool cut;
 	unsigned long long spent;
 	unsigned erases;
@@ -68,7 +68,7 @@ struct fake_radio {
 	struct fake_msg *msgs;
 	unsigned n;
 	unsigned pending[SIM_CHR_COUNT]; /* unconfirmed indications */
-	bool full;                       /* notify answers -ENOBUFS */
+	bool full; /* notify answers -ENOBUFS */
 	unsigned disconnects;
 };
 
@@ -82,6 +82,9 @@ void fake_radio_clear(struct fake_radio *r);
 /* Index of the last message on chr at or after from, or -1. */
 int fake_radio_last(const struct fake_radio *r, enum sim_chr chr, unsigned from);
 const struct sim_radio_ops *fake_radio_ops(void);
+
+/* Removes a directory tree (test work files, on success). */
+void sim_test_rm_rf(const char *path);
 
 /* Writes a Pen CP request and returns the result of the indicated response
  * (confirming it); -1 when no response came. ret_value may be NULL. */

@@ -40,6 +40,11 @@ static void rig_start(struct rig *g, enum sim_pen_kind kind, uint16_t capacity)
 	fake_radio_confirm_all(&g->r);
 }
 
+static void mem_free_only(struct rig *g)
+{
+	mem_platform_free(&g->m);
+}
+
 static void rig_stop(struct rig *g)
 {
 	sim_pen_free(g->pen);
@@ -75,8 +80,8 @@ static void run_ms(struct rig *g, uint64_t ms)
 
 static struct sim_cartridge cartridge(struct rig *g)
 {
-	struct sim_cartridge c = { .needle_count = 12, .needle_length_um = 2500,
-				   .expiry = 900000000 };
+	struct sim_cartridge c = {
+		.needle_count = 12, .needle_length_um = 2500, .expiry = 900000000};
 
 	g->cart_serial++;
 	c.uid[0] = 0xCA;
@@ -87,14 +92,14 @@ static struct sim_cartridge cartridge(struct rig *g)
 
 static struct nl_limit_set limits(uint16_t cap)
 {
-	struct nl_limit_set s = { .format = 1, .lifetime_s = 3600, .depth_cap_um = cap };
+	struct nl_limit_set s = {.format = 1, .lifetime_s = 3600, .depth_cap_um = cap};
 
 	return s;
 }
 
 static int cp_set_limits(struct rig *g, const struct nl_limit_set *s, uint32_t *ret_hash)
 {
-	struct nl_cp_req q = { .op = NL_CP_SET_LIMITS };
+	struct nl_cp_req q = {.op = NL_CP_SET_LIMITS};
 
 	q.u.limits = *s;
 	return pen_cp(&g->r, &q, ret_hash);
@@ -102,7 +107,7 @@ static int cp_set_limits(struct rig *g, const struct nl_limit_set *s, uint32_t *
 
 static int cp_authorise(struct rig *g, uint32_t sid, uint32_t hash, uint32_t lifetime)
 {
-	struct nl_cp_req q = { .op = NL_CP_AUTHORISE };
+	struct nl_cp_req q = {.op = NL_CP_AUTHORISE};
 
 	q.u.authorise.session_id = sid;
 	q.u.authorise.limits_hash = hash;
@@ -112,7 +117,7 @@ static int cp_authorise(struct rig *g, uint32_t sid, uint32_t hash, uint32_t lif
 
 static int cp_simple(struct rig *g, uint8_t op, uint32_t arg)
 {
-	struct nl_cp_req q = { .op = op };
+	struct nl_cp_req q = {.op = op};
 
 	switch (op) {
 	case NL_CP_SET_ZONE:
@@ -154,7 +159,7 @@ static uint32_t arm(struct rig *g, const struct nl_limit_set *s, unsigned zone)
 static int report(struct rig *g, uint8_t oper, uint32_t a, uint8_t *ret_code)
 {
 	static struct nl_seg_rx rx;
-	struct nl_racp_req q = { .op = NL_RACP_REPORT, .oper = oper, .a = a };
+	struct nl_racp_req q = {.op = NL_RACP_REPORT, .oper = oper, .a = a};
 	uint8_t buf[32];
 	unsigned from, scanned;
 	int n = 0, len;
@@ -281,8 +286,9 @@ static void test_transitions(void)
 
 	rig_start(&g, SIM_PEN_MOTORISED, 64);
 	c = cartridge(&g);
-	/* idle: no motor without a session */
+	/* idle: no motor without a cartridge */
 	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM);
+	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
 	/* AUTHORISE needs the active set's hash, then a cartridge */
 	CHECK_EQ(cp_authorise(&g, 1, 0x1234, 60), NL_CP_HASH_MISMATCH);
 	CHECK_EQ(cp_set_limits(&g, &s, &hash), NL_CP_SUCCESS);
@@ -294,8 +300,6 @@ static void test_transitions(void)
 	CHECK_EQ(cp_authorise(&g, 7, hash, 600), NL_CP_SUCCESS);
 	CHECK_EQ(state(&g), NL_PEN_STATE_ARMED);
 	CHECK_EQ(info(&g).session_id, 7);
-	/* armed -> running needs a zone */
-	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM);
 	CHECK_EQ(cp_simple(&g, NL_CP_SET_ZONE, NL_ZONE_CHEEKS), NL_CP_SUCCESS);
 	CHECK_EQ(sim_pen_set_speed(g.pen, 120), 0);
 	CHECK_EQ(sim_pen_set_depth(g.pen, 1000), 0);
@@ -310,9 +314,10 @@ static void test_transitions(void)
 	run_ms(&g, 3000);
 	CHECK_EQ(sim_pen_resume(g.pen), 0);
 	CHECK_EQ(state(&g), NL_PEN_STATE_RUNNING);
+	CHECK_EQ(info(&g).pass, 2); /* every motor start is a pass (7.8) */
 	run_ms(&g, 5000);
 	CHECK_EQ(sim_pen_end_pass(g.pen), 0);
-	CHECK_EQ(state(&g), NL_PEN_STATE_ARMED);
+	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED); /* the motor has run */
 	/* needle-on only counts motor time; strokes = speed x run time */
 	CHECK_EQ(info(&g).needle_on_ms, 15000);
 	CHECK_EQ(info(&g).strokes, 120 * 15);
@@ -321,19 +326,25 @@ static void test_transitions(void)
 	CHECK_EQ(state(&g), NL_PEN_STATE_LOCKED);
 	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM);
 	CHECK_EQ(cp_set_limits(&g, &s, NULL), NL_CP_LOCKED);
+	CHECK_EQ(cp_simple(&g, NL_CP_LOCK, NL_LOCK_REASON_POLICY), NL_CP_SUCCESS); /* no-op */
 	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_SUCCESS);
-	CHECK_EQ(state(&g), NL_PEN_STATE_ARMED);
-	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, 0), NL_CP_INVALID_STATE);
+	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED);
+	/* nothing locked: UNLOCK has nothing to lift */
+	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_INVALID_STATE);
 	/* stop: back to idle, SESSION_END with the totals */
 	CHECK_EQ(cp_simple(&g, NL_CP_STOP_SESSION, 0), NL_CP_SUCCESS);
 	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
 	CHECK_EQ(cp_simple(&g, NL_CP_STOP_SESSION, 0), NL_CP_INVALID_STATE);
+	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FACTORY); /* session set discarded */
 	n = all_records(&g);
 	CHECK_EQ(count_type(n, NL_RECORD_SESSION_START), 1);
-	CHECK_EQ(count_type(n, NL_RECORD_SEGMENT), 2); /* two continuous runs, one pass */
+	CHECK_EQ(count_type(n, NL_RECORD_SEGMENT), 2);
 	CHECK_EQ(count_type(n, NL_RECORD_SESSION_END), 1);
+	CHECK_EQ(recs[n - 1].hdr.type, NL_RECORD_LIMIT);
+	CHECK_EQ(recs[n - 1].u.limit.event, NL_LIMIT_EVENT_APPLIED);
+	CHECK_EQ(recs[n - 1].u.limit.origin, NL_LIMIT_ORIGIN_FIRMWARE);
 	{
-		const struct nl_record *e = &recs[n - 1];
+		const struct nl_record *e = &recs[n - 2];
 
 		CHECK_EQ(e->hdr.type, NL_RECORD_SESSION_END);
 		CHECK_EQ(e->hdr.session_id, 7);
@@ -343,12 +354,12 @@ static void test_transitions(void)
 		CHECK_EQ(e->u.session_end.strokes, 1800);
 		CHECK_EQ(e->u.session_end.zone_count, 1);
 		CHECK_EQ(e->u.session_end.zones[0].zone, NL_ZONE_CHEEKS);
-		CHECK_EQ(e->u.session_end.zones[0].passes, 1);
+		CHECK_EQ(e->u.session_end.zones[0].passes, 2);
 		CHECK_EQ(e->u.session_end.zones[0].depth_mean_um, 1000);
 	}
 	for (int i = 0; i < n; i++)
 		if (recs[i].hdr.type == NL_RECORD_SEGMENT) {
-			CHECK_EQ(recs[i].u.segment.pass, 1);
+			CHECK(recs[i].u.segment.pass == 1 || recs[i].u.segment.pass == 2);
 			CHECK_EQ(recs[i].u.segment.strokes, recs[i].u.segment.run_ms * 120 / 1000);
 			CHECK_EQ(recs[i].u.segment.end_reason, NL_SEGMENT_END_OPERATOR);
 		}
@@ -392,14 +403,14 @@ static void reach(struct rig *g, enum nl_pen_state st)
 static void test_cp_state_rules(void)
 {
 	static const enum nl_pen_state states[] = {
-		NL_PEN_STATE_IDLE, NL_PEN_STATE_ARMED, NL_PEN_STATE_RUNNING,
+		NL_PEN_STATE_IDLE,   NL_PEN_STATE_ARMED,  NL_PEN_STATE_RUNNING,
 		NL_PEN_STATE_PAUSED, NL_PEN_STATE_LOCKED, NL_PEN_STATE_FAULT,
 	};
 
 	for (unsigned si = 0; si < sizeof(states) / sizeof(states[0]); si++) {
 		for (unsigned op = NL_CP_SET_LIMITS; op < NL_CP_OP_END; op++) {
 			struct rig g;
-			struct nl_cp_req q = { .op = (uint8_t)op };
+			struct nl_cp_req q = {.op = (uint8_t)op};
 			enum nl_cp_result want = nl_cp_allowed(states[si], op);
 			int got;
 
@@ -444,8 +455,8 @@ static void test_cp_state_rules(void)
 			if (want != NL_CP_SUCCESS) {
 				if (got != (int)want) {
 					fprintf(stderr, "state %s op %s: got %d want %d\n",
-						nl_pen_state_name(states[si]), nl_cp_op_name(op), got,
-						want);
+						nl_pen_state_name(states[si]), nl_cp_op_name(op),
+						got, want);
 					exit(1);
 				}
 				CHECK_EQ(state(&g), states[si]);
@@ -454,6 +465,9 @@ static void test_cp_state_rules(void)
 				CHECK_EQ(got, NL_CP_HASH_MISMATCH);
 			} else if (op == NL_CP_STOP_SESSION && states[si] == NL_PEN_STATE_FAULT) {
 				/* the fault closed the session already */
+				CHECK_EQ(got, NL_CP_INVALID_STATE);
+			} else if (op == NL_CP_UNLOCK && states[si] != NL_PEN_STATE_LOCKED) {
+				/* ARMED, PAUSED: only with a zone lock to lift (8.3.6) */
 				CHECK_EQ(got, NL_CP_INVALID_STATE);
 			} else if (got != NL_CP_SUCCESS) {
 				fprintf(stderr, "state %s op %s: got %d want success\n",
@@ -469,7 +483,7 @@ static void test_cp_protocol_errors(void)
 {
 	struct rig g;
 	uint8_t buf[32];
-	struct nl_cp_req q = { .op = NL_CP_SET_LIVE_RATE, .u.live_rate_hz = 4 };
+	struct nl_cp_req q = {.op = NL_CP_SET_LIVE_RATE, .u.live_rate_hz = 4};
 	struct nl_cp_rsp rsp;
 	int n, i;
 
@@ -515,7 +529,7 @@ static void test_depth_clamp_motorised(void)
 	int n;
 
 	s.zone_count = 1;
-	s.zones[0] = (struct nl_zone_limit){ .zone = NL_ZONE_PERIORBITAL, .depth_cap_um = 500 };
+	s.zones[0] = (struct nl_zone_limit){.zone = NL_ZONE_PERIORBITAL, .depth_cap_um = 500};
 	rig_start(&g, SIM_PEN_MOTORISED, 64);
 	(void)arm(&g, &s, NL_ZONE_PERIORBITAL);
 	CHECK_EQ(sim_pen_set_depth(g.pen, 1000), 0);
@@ -533,19 +547,28 @@ static void test_depth_clamp_motorised(void)
 	CHECK_EQ(info(&g).depth_set_um, 1500);
 	/* gateway CLAMP tightens every zone and changes the hash */
 	{
-		struct nl_cp_req q = { .op = NL_CP_CLAMP, .u.clamp = { .zone = 0, .cap_um = 750 } };
+		struct nl_cp_req q = {.op = NL_CP_CLAMP, .u.clamp = {.zone = 0, .cap_um = 750}};
 
 		CHECK_EQ(pen_cp(&g.r, &q, &h2), NL_CP_SUCCESS);
 		CHECK_EQ(h2, info(&g).limits_hash);
 		CHECK_EQ(info(&g).depth_set_um, 750);
-		q.u.clamp.cap_um = 2600; /* above the factory max */
-		CHECK_EQ(pen_cp(&g.r, &q, NULL), NL_CP_ABOVE_FACTORY);
+		q.u.clamp.cap_um = 2600; /* a clamp never raises: nothing changes */
+		CHECK_EQ(pen_cp(&g.r, &q, NULL), NL_CP_SUCCESS);
 		CHECK_EQ(info(&g).limits_hash, h2);
+		CHECK_EQ(info(&g).depth_cap_um, 750);
 	}
 	n = all_records(&g);
 	l = find_limit(n, NL_LIMIT_EVENT_CLAMP);
 	CHECK(l);
-	CHECK_EQ(l->u.limit.origin, NL_LIMIT_ORIGIN_FIRMWARE);
+	CHECK_EQ(l->u.limit.origin, NL_LIMIT_ORIGIN_FIRMWARE); /* clamped again at once */
+	CHECK_EQ(l->u.limit.value, 2500); /* requested (the motor's end stop) */
+	CHECK_EQ(l->u.limit.threshold, 750);
+	CHECK_EQ(l->u.limit.limits_hash, h2);
+	CHECK_EQ(recs[n - 2].u.limit.origin, NL_LIMIT_ORIGIN_GATEWAY); /* the CLAMP command */
+	CHECK_EQ(recs[n - 2].u.limit.event, NL_LIMIT_EVENT_CLAMP);
+	CHECK_EQ(recs[n - 2].u.limit.value, 1500);
+	CHECK_EQ(recs[n - 2].u.limit.threshold, 750);
+	n -= 2;
 	for (int i = 0; i < n; i++)
 		if (recs[i].hdr.type == NL_RECORD_SEGMENT) {
 			CHECK_EQ(recs[i].u.segment.depth_set_um, 500);
@@ -554,9 +577,12 @@ static void test_depth_clamp_motorised(void)
 		}
 	/* SET_LIMITS above the factory maximum: nothing applied */
 	CHECK_EQ(cp_simple(&g, NL_CP_STOP_SESSION, 0), NL_CP_SUCCESS);
+	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FACTORY); /* the derived set is gone */
+	h2 = info(&g).limits_hash;
 	s = limits(2800);
 	CHECK_EQ(cp_set_limits(&g, &s, NULL), NL_CP_ABOVE_FACTORY);
 	CHECK_EQ(info(&g).limits_hash, h2);
+	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FACTORY);
 	rig_stop(&g);
 }
 
@@ -627,24 +653,50 @@ static void test_pass_limits(void)
 		run_ms(&g, 500);
 		CHECK_EQ(sim_pen_end_pass(g.pen), 0);
 	}
-	/* the 4th pass in the zone locks the pen */
+	/* the 4th pass in the zone: zone lock, the pen state does not change */
 	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM);
-	CHECK_EQ(state(&g), NL_PEN_STATE_LOCKED);
-	CHECK_EQ(info(&g).lock_reason, NL_LOCK_REASON_PASSES);
+	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED);
+	CHECK(info(&g).zone_locked);
+	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM); /* still locked, no second record */
+	/* other zones stay usable; the locked one cannot be selected again */
+	CHECK_EQ(cp_simple(&g, NL_CP_SET_ZONE, NL_ZONE_CHIN), NL_CP_SUCCESS);
+	CHECK_EQ(cp_simple(&g, NL_CP_SET_ZONE, NL_ZONE_FOREHEAD), NL_CP_LOCKED);
+	CHECK_EQ(sim_pen_start_pass(g.pen), 0);
+	run_ms(&g, 500);
+	CHECK_EQ(sim_pen_end_pass(g.pen), 0);
 	n = all_records(&g);
-	CHECK_EQ(count_type(n, NL_RECORD_SEGMENT), 3);
+	CHECK_EQ(count_type(n, NL_RECORD_SEGMENT), 4);
 	l = find_limit(n, NL_LIMIT_EVENT_PASS_WARN);
 	CHECK(l);
-	CHECK_EQ(l->u.limit.value, 3);
+	CHECK_EQ(l->u.limit.value, 2);
 	CHECK_EQ(l->u.limit.threshold, 2);
 	l = find_limit(n, NL_LIMIT_EVENT_LOCK);
 	CHECK(l);
 	CHECK_EQ(l->u.limit.reason, NL_LOCK_REASON_PASSES);
 	CHECK_EQ(l->u.limit.zone, NL_ZONE_FOREHEAD);
-	/* another zone is fine after an authorised unlock */
+	CHECK_EQ(l->u.limit.value, 4);
+	CHECK_EQ(l->u.limit.threshold, 3);
+	{
+		int locks = 0;
+
+		for (int i = 0; i < n; i++)
+			locks += recs[i].hdr.type == NL_RECORD_LIMIT &&
+				 recs[i].u.limit.event == NL_LIMIT_EVENT_LOCK;
+		CHECK_EQ(locks, 1);
+	}
+	/* an authorised unlock lifts the zone lock for the rest of the session */
 	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_SUCCESS);
-	CHECK_EQ(sim_pen_select_zone(g.pen, NL_ZONE_CHIN), 0);
+	CHECK_EQ(cp_simple(&g, NL_CP_SET_ZONE, NL_ZONE_FOREHEAD), NL_CP_SUCCESS);
 	CHECK_EQ(sim_pen_start_pass(g.pen), 0);
+	CHECK_EQ(info(&g).pass, 4);
+	CHECK_EQ(sim_pen_end_pass(g.pen), 0);
+	n = all_records(&g);
+	l = find_limit(n, NL_LIMIT_EVENT_OVERRIDE);
+	CHECK(l);
+	CHECK_EQ(l->u.limit.zone, NL_ZONE_FOREHEAD);
+	CHECK_EQ(l->u.limit.value, 4);
+	CHECK_EQ(l->u.limit.threshold, 3);
+	CHECK(find_limit(n, NL_LIMIT_EVENT_UNLOCK));
 	rig_stop(&g);
 }
 
@@ -681,6 +733,43 @@ static void test_needle_on_limits_offline(void)
 	CHECK_EQ(recs[n - 2].hdr.type, NL_RECORD_SEGMENT);
 	CHECK(recs[n - 2].u.segment.status & NL_SEG_STOPPED_BY_LIMIT);
 	CHECK(recs[n - 2].u.segment.status & NL_SEG_NEEDLE_ON_WARN);
+	/* an authorised unlock overrides the threshold for the session */
+	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_SUCCESS);
+	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED);
+	CHECK_EQ(sim_pen_start_pass(g.pen), 0);
+	run_ms(&g, 5000);
+	CHECK_EQ(state(&g), NL_PEN_STATE_RUNNING); /* fires once per session */
+	n = all_records(&g);
+	l = find_limit(n, NL_LIMIT_EVENT_OVERRIDE);
+	CHECK(l);
+	CHECK_EQ(l->u.limit.value, 30);
+	CHECK_EQ(l->u.limit.threshold, 30);
+	rig_stop(&g);
+}
+
+static void test_lock_persists(void)
+{
+	struct rig g;
+	struct nl_limit_set s = limits(1500);
+
+	rig_start(&g, SIM_PEN_MOTORISED, 64);
+	(void)arm(&g, &s, NL_ZONE_CHIN);
+	CHECK_EQ(cp_simple(&g, NL_CP_LOCK, NL_LOCK_REASON_POLICY), NL_CP_SUCCESS);
+	sim_pen_power_off(g.pen);
+	CHECK_EQ(sim_pen_power_on(g.pen), 0);
+	CHECK_EQ(state(&g), NL_PEN_STATE_LOCKED);
+	CHECK_EQ(info(&g).lock_reason, NL_LOCK_REASON_POLICY);
+	/* LOCK in FAULT: stays FAULT, LOCKED after the fault clears */
+	fake_radio_connect(&g.r, 23);
+	fake_radio_confirm_all(&g.r);
+	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_SUCCESS);
+	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
+	CHECK_EQ(sim_pen_fault(g.pen, NL_FAULT_MOTOR_STALL, NL_FAULT_CRITICAL, 1), 0);
+	CHECK_EQ(cp_simple(&g, NL_CP_LOCK, NL_LOCK_REASON_POLICY), NL_CP_SUCCESS);
+	CHECK_EQ(state(&g), NL_PEN_STATE_FAULT);
+	sim_pen_power_off(g.pen);
+	CHECK_EQ(sim_pen_power_on(g.pen), 0);
+	CHECK_EQ(state(&g), NL_PEN_STATE_LOCKED);
 	rig_stop(&g);
 }
 
@@ -692,7 +781,7 @@ static void test_lifetime_fallback(void)
 	struct nl_active_limits al;
 	struct nl_pen_status st;
 	const struct nl_record *l;
-	int n;
+	int n, i;
 
 	s.lifetime_s = 60;
 	rig_start(&g, SIM_PEN_MOTORISED, 64);
@@ -704,11 +793,20 @@ static void test_lifetime_fallback(void)
 	run_ms(&g, 59000);
 	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_SESSION);
 	CHECK(info(&g).remaining_s >= 1);
+	CHECK_EQ(state(&g), NL_PEN_STATE_RUNNING);
 	run_ms(&g, 2000);
+	/* 7.6: motor stopped, session closed, fallback in force */
+	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
+	CHECK_EQ(info(&g).session_id, 0);
 	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FALLBACK);
 	CHECK_EQ(info(&g).depth_cap_um, 1000);
 	CHECK_EQ(info(&g).depth_set_um, 1000);
-	CHECK_EQ(state(&g), NL_PEN_STATE_RUNNING);
+	/* the operator may go on, unauthorised, under the fallback set */
+	CHECK_EQ(sim_pen_start_pass(g.pen), 0);
+	CHECK(info(&g).session_id & 0x80000000u);
+	CHECK(!info(&g).authorised);
+	run_ms(&g, 1000);
+	CHECK_EQ(sim_pen_end_pass(g.pen), 0);
 	fake_radio_connect(&g.r, 64);
 	fake_radio_confirm_all(&g.r);
 	n = sim_pen_gatt_ops()->read(g.pen, SIM_CHR_ACTIVE_LIMITS, buf, sizeof(buf));
@@ -719,11 +817,30 @@ static void test_lifetime_fallback(void)
 	n = sim_pen_gatt_ops()->read(g.pen, SIM_CHR_PEN_STATUS, buf, sizeof(buf));
 	CHECK_EQ(nl_pen_status_decode(buf, (size_t)n, &st), 0);
 	CHECK(st.flags & NL_STATUS_FALLBACK_LIMITS);
+	CHECK(!(st.flags & NL_STATUS_FACTORY_LIMITS));
 	n = all_records(&g);
 	l = find_limit(n, NL_LIMIT_EVENT_FALLBACK);
 	CHECK(l);
 	CHECK_EQ(l->u.limit.threshold, 1000);
-	CHECK(find_limit(n, NL_LIMIT_EVENT_CLAMP));
+	CHECK_EQ(l->u.limit.limits_hash, al.limits_hash);
+	i = (int)(l - recs);
+	CHECK_EQ(recs[i - 1].hdr.type, NL_RECORD_SEGMENT);
+	CHECK_EQ(recs[i - 1].u.segment.end_reason, NL_SEGMENT_END_LIMIT);
+	CHECK(recs[i - 1].u.segment.status & NL_SEG_STOPPED_BY_LIMIT);
+	CHECK_EQ(recs[i - 1].u.segment.run_ms, 60000);
+	CHECK_EQ(recs[i + 1].hdr.type, NL_RECORD_SESSION_END);
+	CHECK_EQ(recs[i + 1].u.session_end.reason, NL_SESSION_END_LIFETIME);
+	CHECK_EQ(recs[i + 2].hdr.type, NL_RECORD_LIMIT); /* depth clamped to 1.0 mm */
+	CHECK_EQ(recs[i + 2].u.limit.event, NL_LIMIT_EVENT_CLAMP);
+	CHECK_EQ(recs[i + 3].hdr.type, NL_RECORD_SESSION_START);
+	CHECK_EQ(recs[i + 3].u.session_start.lifetime_s, 0);
+	CHECK_EQ(recs[i + 3].u.session_start.limit_source, NL_LIMIT_SOURCE_FALLBACK);
+	CHECK(!(recs[i + 3].hdr.flags & NL_REC_AUTHORISED));
+	CHECK(recs[i + 4].u.segment.status & NL_SEG_FALLBACK_LIMITS);
+	/* the fallback survives a power cycle, until a SET_LIMITS */
+	sim_pen_power_off(g.pen);
+	CHECK_EQ(sim_pen_power_on(g.pen), 0);
+	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FALLBACK);
 	rig_stop(&g);
 }
 
@@ -800,7 +917,7 @@ static void test_store_full_and_ack(void)
 {
 	struct rig g;
 	struct nl_limit_set s = limits(1500);
-	struct nl_cp_req q = { .op = NL_CP_ACK_RECORDS };
+	struct nl_cp_req q = {.op = NL_CP_ACK_RECORDS};
 	uint32_t hash, left;
 	int n;
 
@@ -813,16 +930,27 @@ static void test_store_full_and_ack(void)
 		run_ms(&g, 100);
 		CHECK_EQ(sim_pen_end_pass(g.pen), 0);
 	}
-	CHECK_EQ(state(&g), NL_PEN_STATE_ARMED);
-	CHECK(info(&g).store_used >= 15);
+	/* full = free slots <= the reserve R = 4 (4.3) */
+	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED);
+	CHECK_EQ(info(&g).store_used, 12);
+	{
+		uint8_t buf[NL_PDU_MAX];
+		struct nl_pen_status st;
+		int len = sim_pen_gatt_ops()->read(g.pen, SIM_CHR_PEN_STATUS, buf, sizeof(buf));
+
+		CHECK_EQ(nl_pen_status_decode(buf, (size_t)len, &st), 0);
+		CHECK(st.flags & NL_STATUS_STORE_FULL);
+	}
+	/* the reserve still closes the session on record */
 	CHECK_EQ(cp_simple(&g, NL_CP_STOP_SESSION, 0), NL_CP_SUCCESS);
-	CHECK_EQ(info(&g).store_used, 16); /* the session closed on record, nothing overwritten */
-	CHECK(info(&g).records_written == 16);
+	CHECK_EQ(info(&g).store_used, 14); /* SESSION_END, LIMIT APPLIED (factory) */
 	CHECK_EQ(cp_set_limits(&g, &s, &hash), NL_CP_SUCCESS);
 	CHECK_EQ(cp_authorise(&g, 77, hash, 600), NL_CP_STORE_FULL);
+	CHECK_EQ(sim_pen_start_pass(g.pen), -EPERM);
+	CHECK_EQ(info(&g).records_written, 15); /* nothing overwritten, nothing lost */
 	/* the collector takes the records and acknowledges them */
 	n = all_records(&g);
-	CHECK_EQ(n, 16);
+	CHECK_EQ(n, 15);
 	q.u.ack.store_epoch = info(&g).store_epoch ^ 1;
 	q.u.ack.seq = recs[n - 1].hdr.seq;
 	CHECK_EQ(pen_cp(&g.r, &q, NULL), NL_CP_EPOCH_MISMATCH);
@@ -832,12 +960,20 @@ static void test_store_full_and_ack(void)
 	q.u.ack.seq = recs[n - 1].hdr.seq;
 	CHECK_EQ(pen_cp(&g.r, &q, &left), NL_CP_SUCCESS);
 	CHECK_EQ(left, 0);
+	/* the used cartridge cannot open a session; a new one can */
+	CHECK_EQ(cp_authorise(&g, 77, hash, 600), NL_CP_NO_CARTRIDGE);
+	{
+		struct sim_cartridge c = cartridge(&g);
+
+		CHECK_EQ(sim_pen_remove_cartridge(g.pen), 0);
+		CHECK_EQ(sim_pen_insert_cartridge(g.pen, &c), 0);
+	}
 	CHECK_EQ(cp_authorise(&g, 77, hash, 600), NL_CP_SUCCESS);
 	/* numbering continues: no acknowledged record comes back */
 	n = all_records(&g);
-	CHECK_EQ(n, 1);
-	CHECK_EQ(recs[0].hdr.type, NL_RECORD_SESSION_START);
-	CHECK(recs[0].hdr.seq > q.u.ack.seq);
+	CHECK_EQ(n, 3);
+	CHECK_EQ(recs[2].hdr.type, NL_RECORD_SESSION_START);
+	CHECK_EQ(recs[0].hdr.seq, q.u.ack.seq + 1);
 	rig_stop(&g);
 }
 
@@ -845,7 +981,7 @@ static void test_racp(void)
 {
 	struct rig g;
 	struct nl_limit_set s = limits(1500);
-	struct nl_racp_req q = { .op = NL_RACP_REPORT_NUMBER, .oper = NL_RACP_ALL };
+	struct nl_racp_req q = {.op = NL_RACP_REPORT_NUMBER, .oper = NL_RACP_ALL};
 	struct nl_racp_rsp rsp;
 	uint8_t buf[32], code;
 	int n, len, i, total;
@@ -890,7 +1026,7 @@ static void test_racp(void)
 	/* a radio that is full for a while: the report completes, no gap */
 	g.r.full = true;
 	{
-		struct nl_racp_req rq = { .op = NL_RACP_REPORT, .oper = NL_RACP_ALL };
+		struct nl_racp_req rq = {.op = NL_RACP_REPORT, .oper = NL_RACP_ALL};
 
 		sim_pen_gatt_ops()->cccd(g.pen, SIM_CHR_RECORD, SIM_CCCD_NOTIFY);
 		len = nl_racp_req_encode(&rq, buf, sizeof(buf));
@@ -933,7 +1069,7 @@ static void test_racp(void)
 	/* intermittent back-pressure during a report: still complete and in order */
 	{
 		static struct nl_seg_rx rx;
-		struct nl_racp_req rq = { .op = NL_RACP_REPORT, .oper = NL_RACP_ALL };
+		struct nl_racp_req rq = {.op = NL_RACP_REPORT, .oper = NL_RACP_ALL};
 		int got = 0, done = 0;
 		unsigned scanned = 0;
 
@@ -1054,15 +1190,19 @@ static void test_power_loss_and_clock(void)
 	g.m.now += 5000;
 	CHECK_EQ(sim_pen_power_on(g.pen), 0);
 	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
-	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FACTORY);
+	/* 10.9: a session set in force at the power loss becomes the fallback */
+	CHECK_EQ(info(&g).limit_source, NL_LIMIT_SOURCE_FALLBACK);
 	CHECK_EQ(info(&g).store_epoch, epoch);
 	fake_radio_connect(&g.r, 23);
 	fake_radio_confirm_all(&g.r);
 	n = all_records(&g);
-	CHECK(recs[n - 2].hdr.seq > before);
-	CHECK_EQ(recs[n - 2].hdr.type, NL_RECORD_SESSION_END);
-	CHECK_EQ(recs[n - 2].u.session_end.reason, NL_SESSION_END_POWER_LOSS);
-	CHECK_EQ(recs[n - 2].hdr.session_id, 42);
+	CHECK_EQ(recs[n - 3].hdr.seq, before + 1); /* none reused, none skipped */
+	CHECK_EQ(recs[n - 3].hdr.type, NL_RECORD_SESSION_END);
+	CHECK_EQ(recs[n - 3].u.session_end.reason, NL_SESSION_END_POWER_LOSS);
+	CHECK_EQ(recs[n - 3].hdr.session_id, 42);
+	CHECK(recs[n - 3].hdr.flags & NL_REC_AUTHORISED);
+	CHECK_EQ(recs[n - 2].hdr.type, NL_RECORD_LIMIT);
+	CHECK_EQ(recs[n - 2].u.limit.event, NL_LIMIT_EVENT_FALLBACK);
 	/* the attached cartridge counts as used after the power loss */
 	CHECK_EQ(recs[n - 1].hdr.type, NL_RECORD_CARTRIDGE);
 	CHECK_EQ(recs[n - 1].u.cartridge.reject_reason, NL_REJECT_REUSED);
@@ -1096,14 +1236,101 @@ static void test_battery(void)
 	CHECK(info(&g).battery_pct <= 2);
 	CHECK_EQ(state(&g), NL_PEN_STATE_IDLE);
 	n = all_records(&g);
-	CHECK_EQ(recs[n - 1].hdr.type, NL_RECORD_SESSION_END);
-	CHECK_EQ(recs[n - 1].u.session_end.reason, NL_SESSION_END_BATTERY);
-	CHECK_EQ(recs[n - 2].u.segment.end_reason, NL_SEGMENT_END_BATTERY);
-	CHECK(recs[n - 2].u.segment.status & NL_SEG_BATTERY_LOW);
+	CHECK_EQ(recs[n - 1].hdr.type, NL_RECORD_LIMIT); /* back to the factory set */
+	CHECK_EQ(recs[n - 2].hdr.type, NL_RECORD_SESSION_END);
+	CHECK_EQ(recs[n - 2].u.session_end.reason, NL_SESSION_END_BATTERY);
+	CHECK_EQ(recs[n - 3].u.segment.end_reason, NL_SEGMENT_END_BATTERY);
+	CHECK(recs[n - 3].u.segment.status & NL_SEG_BATTERY_LOW);
 	sim_pen_set_charging(g.pen, true);
 	run_ms(&g, 60000);
 	CHECK(info(&g).battery_pct >= 3);
 	rig_stop(&g);
+}
+
+/* The whole pen with its power cut at every byte it writes to flash: after
+ * power comes back, no sequence number is reused, no acknowledged record
+ * is reported again, a lock that was answered SUCCESS is still in force. */
+static void test_pen_power_cut_everywhere(void)
+{
+	unsigned long long total = 0;
+
+	for (long long k = -1; k < (long long)total; k++) {
+		struct rig g;
+		struct nl_limit_set s = limits(1500);
+		struct sim_cartridge c;
+		struct nl_cp_req q = {.op = NL_CP_ACK_RECORDS};
+		uint32_t hash = 0, exposed = 0, acked = 0, v;
+		bool locked = false;
+		int n;
+
+		memset(&g, 0, sizeof(g));
+		mem_platform_init_size(&g.m, 64 * 1024);
+		g.m.budget = k;
+		sim_pen_config_default(&g.cfg);
+		g.cfg.store_capacity = 12;
+		g.cfg.region_bytes = 768; /* compaction runs during the script */
+		g.cfg.clock_start = 800000000;
+		if (sim_pen_new(&g.pen, &g.cfg, &g.m.plat) < 0) {
+			CHECK(g.m.cut);
+			mem_free_only(&g);
+			continue;
+		}
+		fake_radio_init(&g.r, g.pen);
+		(void)sim_pen_power_on(g.pen);
+		fake_radio_connect(&g.r, 23);
+		fake_radio_confirm_all(&g.r);
+		c = cartridge(&g);
+		(void)sim_pen_insert_cartridge(g.pen, &c);
+		if (cp_set_limits(&g, &s, &hash) == NL_CP_SUCCESS &&
+		    cp_authorise(&g, 9, hash, 600) == NL_CP_SUCCESS) {
+			(void)sim_pen_select_zone(g.pen, NL_ZONE_CHIN);
+			for (int p = 0; p < 8; p++) {
+				(void)sim_pen_start_pass(g.pen);
+				run_ms(&g, 300);
+				(void)sim_pen_end_pass(g.pen);
+				if (info(&g).last_seq > exposed)
+					exposed = info(&g).last_seq;
+				if (p % 2 == 1) {
+					q.u.ack.store_epoch = info(&g).store_epoch;
+					q.u.ack.seq = exposed;
+					if (pen_cp(&g.r, &q, &v) == NL_CP_SUCCESS)
+						acked = exposed;
+				}
+			}
+			locked =
+				cp_simple(&g, NL_CP_LOCK, NL_LOCK_REASON_POLICY) == NL_CP_SUCCESS &&
+				!g.m.cut;
+			(void)cp_simple(&g, NL_CP_STOP_SESSION, 0);
+		}
+		if (info(&g).last_seq > exposed)
+			exposed = info(&g).last_seq;
+		if (k < 0) {
+			total = g.m.spent; /* the uncut run measures the script */
+			CHECK(acked > 0 && locked);
+			CHECK(g.m.erases > 2); /* compaction ran */
+		}
+		/* power comes back */
+		sim_pen_power_off(g.pen);
+		mem_platform_restore(&g.m);
+		CHECK_EQ(sim_pen_power_on(g.pen), 0);
+		CHECK(info(&g).last_seq >= exposed);
+		if (locked)
+			CHECK_EQ(state(&g), NL_PEN_STATE_LOCKED);
+		fake_radio_connect(&g.r, 23);
+		fake_radio_confirm_all(&g.r);
+		n = all_records(&g);
+		for (int i = 0; i < n; i++)
+			CHECK(recs[i].hdr.seq > acked);
+		/* a new record gets a new number */
+		CHECK_EQ(cp_simple(&g, NL_CP_SET_TIME, 800001000), NL_CP_SUCCESS);
+		n = all_records(&g);
+		CHECK(n > 0);
+		CHECK(recs[n - 1].hdr.type == NL_RECORD_TIME_CHANGE);
+		CHECK(recs[n - 1].hdr.seq > exposed);
+		rig_stop(&g);
+	}
+	CHECK(total > 500);
+	fprintf(stderr, "pen power cut at each of %llu bytes: ok\n", total);
 }
 
 int main(void)
@@ -1116,6 +1343,7 @@ int main(void)
 	test_dial_pen();
 	test_pass_limits();
 	test_needle_on_limits_offline();
+	test_lock_persists();
 	test_lifetime_fallback();
 	test_cartridge_lockout();
 	test_store_full_and_ack();
@@ -1123,6 +1351,7 @@ int main(void)
 	test_live_and_indications();
 	test_power_loss_and_clock();
 	test_battery();
+	test_pen_power_cut_everywhere();
 	fprintf(stderr, "test-pen: ok\n");
 	return 0;
 }

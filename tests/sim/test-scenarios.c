@@ -169,7 +169,7 @@ static void test_acne_scar(void)
 	CHECK(strcmp(str(p, "kind"), "dial") == 0);
 	CHECK_EQ(num(p, "records.segment"), 5);
 	CHECK(num(p, "limit_events.clamp") >= 2); /* dial above the cap, twice */
-	CHECK_EQ(num(p, "refused_actions"), 1);   /* start with the dial above */
+	CHECK_EQ(num(p, "refused_actions"), 1); /* start with the dial above */
 	CHECK_EQ(num(p, "session_end_reasons.stopped"), 1);
 	CHECK(num(p, "battery_pct") <= 15);
 	cJSON_Delete(root);
@@ -184,6 +184,10 @@ static void test_link_loss(void)
 	p = run_scenario("link-loss", state, true, &root);
 	CHECK_EQ(num(p, "link_drops"), 1);
 	CHECK_EQ(num(p, "limit_events.fallback"), 1);
+	/* the lifetime ended offline: that session closed (LIFETIME), the
+	 * operator finished in an unauthorised one under the fallback set */
+	CHECK_EQ(num(p, "session_end_reasons.lifetime"), 1);
+	CHECK_EQ(num(p, "records.session_start"), 2);
 	CHECK(strcmp(str(p, "limit_source"), "fallback") == 0);
 	CHECK(num(p, "limit_events.clamp") >= 1); /* 1.5 mm running depth -> 1.0 */
 	CHECK_EQ(num(p, "records.segment"), 5);
@@ -207,21 +211,23 @@ static void test_cartridge_reuse(void)
 	cJSON_Delete(root);
 	/* The UID stays burnt in a new process on the same flash. */
 	p = run_scenario("cartridge-reuse", state, false, &root);
-	/* "first" is rejected at once, so no session is authorised; the
-	 * unused third cartridge survives the power cut this time. */
-	CHECK_EQ(num(p, "cartridge_rejects.reused"), 2);
-	CHECK_EQ(num(p, "records.session_start"), 0);
-	CHECK_EQ(num(p, "records.segment"), 0);
+	/* "first" is rejected at once, so AUTHORISE fails (NO_CARTRIDGE) and
+	 * the operator treats in an unauthorised session with "second" and
+	 * "third"; "first" is rejected twice, "third" after the power cut. */
+	CHECK_EQ(num(p, "cartridge_rejects.reused"), 3);
+	CHECK_EQ(num(p, "records.session_start"), 1);
+	CHECK_EQ(num(p, "records.segment"), 2);
+	CHECK_EQ(num(p, "session_end_reasons.power_loss"), 1);
 	cJSON_Delete(root);
 }
 
 static void test_demos_validate(void)
 {
-	static const char *const names[] = { "demo-clinic", "demo-flaky" };
+	static const char *const names[] = {"demo-clinic", "demo-flaky"};
 	char scn[512], err[512];
 
 	for (unsigned i = 0; i < 2; i++) {
-		const char *args[] = { "--validate", "--scenario", scn, NULL };
+		const char *args[] = {"--validate", "--scenario", scn, NULL};
 
 		snprintf(scn, sizeof(scn), "%s/%s.json", scn_dir, names[i]);
 		snprintf(err, sizeof(err), "%s/validate.log", tmp);
@@ -234,23 +240,24 @@ static void test_bad_scenarios(void)
 	static const struct {
 		const char *json, *expect;
 	} bad[] = {
-		{ "{\"timeline\": [", ":1:" },
-		{ "{\"timeline\": []}", "timeline" },
-		{ "{\"timeline\": [{\"do\":\"insert\",\"cartridge\":\"x\"}]}", "timeline[0]" },
-		{ "{\"timeline\": [{\"do\":\"note\",\"text\":\"a\"},{\"do\":\"fly\"}]}", "timeline[1]" },
-		{ "{\"timeline\": [{\"do\":\"zone\",\"zone\":\"elbow\"}]}", "elbow" },
-		{ "{\"pen\":{\"kind\":\"laser\"},\"timeline\": [{\"do\":\"pause\"}]}", "pen" },
-		{ "{\"timeline\": [{\"do\":\"depth\",\"mm\":7}]}", "mm" },
-		{ "{\"timeline\": [{\"at\":5,\"do\":\"pause\"},{\"at\":2,\"do\":\"pause\"}]}",
-		  "timeline[1]" },
-		{ "{\"timeline\": [{\"do\":\"authorise\",\"limits\":{\"depth_cap_mm\":2.9}}]}",
-		  "factory" },
-		{ "{\"timeline\": [{\"do\":\"pause\",\"speed\":3}]}", "unknown key" },
+		{"{\"timeline\": [", ":1:"},
+		{"{\"timeline\": []}", "timeline"},
+		{"{\"timeline\": [{\"do\":\"insert\",\"cartridge\":\"x\"}]}", "timeline[0]"},
+		{"{\"timeline\": [{\"do\":\"note\",\"text\":\"a\"},{\"do\":\"fly\"}]}",
+		 "timeline[1]"},
+		{"{\"timeline\": [{\"do\":\"zone\",\"zone\":\"elbow\"}]}", "elbow"},
+		{"{\"pen\":{\"kind\":\"laser\"},\"timeline\": [{\"do\":\"pause\"}]}", "pen"},
+		{"{\"timeline\": [{\"do\":\"depth\",\"mm\":7}]}", "mm"},
+		{"{\"timeline\": [{\"at\":5,\"do\":\"pause\"},{\"at\":2,\"do\":\"pause\"}]}",
+		 "timeline[1]"},
+		{"{\"timeline\": [{\"do\":\"authorise\",\"limits\":{\"depth_cap_mm\":2.9}}]}",
+		 "factory"},
+		{"{\"timeline\": [{\"do\":\"pause\",\"speed\":3}]}", "unknown key"},
 	};
 	char path[300], errp[300], *log;
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *args[] = { "--no-radio", "--scenario", path, NULL };
+		const char *args[] = {"--no-radio", "--scenario", path, NULL};
 		FILE *f;
 
 		snprintf(path, sizeof(path), "%s/bad%u.json", tmp, i);
@@ -262,8 +269,8 @@ static void test_bad_scenarios(void)
 		CHECK_EQ(run(args, errp), 1);
 		log = slurp(errp);
 		if (!strstr(log, path) || !strstr(log, bad[i].expect)) {
-			fprintf(stderr, "bad scenario %u: message lacks \"%s\" or the path:\n%s\n", i,
-				bad[i].expect, log);
+			fprintf(stderr, "bad scenario %u: message lacks \"%s\" or the path:\n%s\n",
+				i, bad[i].expect, log);
 			exit(1);
 		}
 		free(log);
@@ -286,6 +293,7 @@ int main(int argc, char **argv)
 	test_acne_scar();
 	test_link_loss();
 	test_cartridge_reuse();
-	fprintf(stderr, "test-scenarios: ok (work files in %s)\n", tmp);
+	sim_test_rm_rf(tmp);
+	fprintf(stderr, "test-scenarios: ok\n");
 	return 0;
 }

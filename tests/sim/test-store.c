@@ -22,10 +22,10 @@
 struct truth {
 	bool opened;
 	uint32_t epoch;
-	uint32_t issued_max;          /* highest seq whose append returned 0 */
+	uint32_t issued_max; /* highest seq whose append returned 0 */
 	uint8_t bytes[SEQ_MAX][NL_RECORD_MAX];
-	int len[SEQ_MAX];             /* > 0: seq issued with these bytes */
-	uint32_t acked;               /* highest seq whose ack returned >= 0 */
+	int len[SEQ_MAX]; /* > 0: seq issued with these bytes */
+	uint32_t acked; /* highest seq whose ack returned >= 0 */
 	uint8_t carts[8][NL_CARTRIDGE_UID_LEN];
 	unsigned ncarts;
 };
@@ -91,7 +91,7 @@ static void run_script(struct mem_platform *m, struct truth *t)
 		CHECK(n > 0);
 		t->len[seq] = n;
 		if (i % 7 == 3) {
-			uint8_t uid[NL_CARTRIDGE_UID_LEN] = { 0xC0, (uint8_t)i, 1, 2, 3, 4, 5, 6 };
+			uint8_t uid[NL_CARTRIDGE_UID_LEN] = {0xC0, (uint8_t)i, 1, 2, 3, 4, 5, 6};
 
 			if (sim_store_mark_cartridge(s, uid) < 0)
 				break;
@@ -99,8 +99,9 @@ static void run_script(struct mem_platform *m, struct truth *t)
 		}
 		if (i % 4 == 3) {
 			/* Ack all but the newest two, sometimes everything. */
-			uint32_t upto = i % 8 == 7 ? t->issued_max
-				       : t->issued_max > 2 ? t->issued_max - 2 : 0;
+			uint32_t upto = i % 8 == 7	    ? t->issued_max
+					: t->issued_max > 2 ? t->issued_max - 2
+							    : 0;
 			int left;
 
 			if (upto > t->acked) {
@@ -188,7 +189,7 @@ static void test_basic(void)
 	struct mem_platform m;
 	struct sim_store *s;
 	struct nl_record r;
-	uint8_t uid[NL_CARTRIDGE_UID_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	uint8_t uid[NL_CARTRIDGE_UID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
 	uint32_t seq, epoch;
 
 	mem_platform_init(&m);
@@ -272,7 +273,8 @@ static void test_power_cut_everywhere(void)
 	/* The script must exercise compaction (erases beyond the first two). */
 	CHECK(m.erases >= 10);
 	mem_platform_free(&m);
-	fprintf(stderr, "script writes %llu bytes (+%u erases); cutting at each\n", total, m.erases);
+	fprintf(stderr, "script writes %llu bytes (+%u erases); cutting at each\n", total,
+		m.erases);
 
 	for (k = 0; k <= (long long)total; k++) {
 		mem_platform_init_size(&m, FLASH);

@@ -28,7 +28,7 @@
 
 enum sim_pen_kind {
 	SIM_PEN_MOTORISED = 0, /* depth set by a motor: clamped to the cap */
-	SIM_PEN_DIAL = 1,      /* mechanical dial: motor held while above the cap */
+	SIM_PEN_DIAL = 1, /* mechanical dial: motor held while above the cap */
 };
 
 struct sim_pen_config {
@@ -43,11 +43,11 @@ struct sim_pen_config {
 	uint32_t region_bytes; /* 0: computed from store_capacity */
 	uint8_t live_rate_hz;
 	bool depth_sensing;
-	bool rtc;              /* clock survives a power cycle */
-	uint32_t clock_start;  /* pen time at first power-on; 0: clock not set */
-	int32_t clock_ppm;     /* drift of the pen's clock */
+	bool rtc; /* clock survives a power cycle */
+	uint32_t clock_start; /* pen time at first power-on; 0: clock not set */
+	int32_t clock_ppm; /* drift of the pen's clock */
 	uint8_t battery_pct;
-	uint32_t drain_ms_per_pct;  /* motor running */
+	uint32_t drain_ms_per_pct; /* motor running */
 	uint32_t charge_ms_per_pct; /* on the charger */
 };
 
@@ -70,19 +70,19 @@ struct sim_pen_info {
 	uint8_t lock_reason; /* enum nl_lock_reason while locked */
 	uint32_t session_id;
 	uint8_t zone;
-	uint16_t pass;            /* current or last pass in the zone */
-	uint16_t depth_set_um;    /* motor position / dial position */
+	uint16_t pass; /* current or last pass in the zone */
+	uint16_t depth_set_um; /* motor position / dial position */
 	uint16_t depth_request_um;
 	uint16_t depth_cap_um;
 	uint16_t speed_hz;
-	uint32_t needle_on_ms;    /* this session */
-	uint32_t strokes;         /* this session */
+	uint32_t needle_on_ms; /* this session */
+	uint32_t strokes; /* this session */
 	uint8_t battery_pct;
 	bool charging, clamped, dial_over_cap, connected;
-	uint8_t limit_source;     /* enum nl_limit_source */
+	uint8_t limit_source; /* enum nl_limit_source */
 	uint32_t limits_hash;
 	uint32_t remaining_s;
-	uint8_t cartridge_state;  /* enum nl_cartridge_state */
+	uint8_t cartridge_state; /* enum nl_cartridge_state */
 	uint8_t cartridge_reject; /* enum nl_cartridge_reject */
 	uint32_t store_epoch, last_seq;
 	uint16_t store_used, store_capacity;
@@ -90,6 +90,8 @@ struct sim_pen_info {
 	bool clock_set;
 	uint16_t fault_code;
 	uint32_t records_written; /* since sim_pen_new() */
+	bool zone_locked; /* the selected zone reached its pass lock */
+	bool authorised; /* the open session was authorised by a gateway */
 };
 
 struct sim_pen;
@@ -117,6 +119,9 @@ int sim_pen_select_zone(struct sim_pen *p, unsigned zone);
 /* Motorised: requested depth (clamped to the cap). Dial: the dial position. */
 int sim_pen_set_depth(struct sim_pen *p, uint16_t um);
 int sim_pen_set_speed(struct sim_pen *p, uint16_t hz);
+/* Motor start (protocol 7.8: every motor start is a new pass in the zone).
+ * In IDLE it opens an unauthorised session (7.7). end_pass stops the motor
+ * (state PAUSED); pause and resume are the same stop and start. */
 int sim_pen_start_pass(struct sim_pen *p);
 int sim_pen_end_pass(struct sim_pen *p);
 int sim_pen_pause(struct sim_pen *p);

@@ -8,8 +8,8 @@
  *     u8 kind, u16 len, len bytes, u16 CRC-16 (nl_crc16 over kind+len+bytes)
  * A region starts with HEADER {generation, epoch, next_seq, ack_seq, open
  * session} and a snapshot (used cartridges, unacknowledged records), then
- * COMMIT {generation}. After COMMIT come appended RECORD, ACK and CARTRIDGE
- * frames. A region without its COMMIT is ignored; of two committed regions
+ * COMMIT {generation}. After COMMIT come appended RECORD, ACK, CARTRIDGE and
+ * STATE (the pen's small non-volatile state, newest wins) frames. A region without its COMMIT is ignored; of two committed regions
  * the higher generation wins.
  *
  * Write order and why sequence numbers survive any power cut:
@@ -61,7 +61,7 @@ int sim_store_wipe(struct sim_store *s);
 
 uint32_t sim_store_epoch(const struct sim_store *s);
 uint32_t sim_store_last_seq(const struct sim_store *s); /* 0: none issued */
-uint16_t sim_store_used(const struct sim_store *s);     /* records not acknowledged */
+uint16_t sim_store_used(const struct sim_store *s); /* records not acknowledged */
 uint16_t sim_store_capacity(const struct sim_store *s);
 /* Boot found and cut a torn tail. */
 bool sim_store_recovered_torn(const struct sim_store *s);
@@ -80,6 +80,13 @@ int sim_store_read_at(struct sim_store *s, unsigned i, uint8_t *buf, size_t size
 
 bool sim_store_cartridge_used(const struct sim_store *s, const uint8_t uid[NL_CARTRIDGE_UID_LEN]);
 int sim_store_mark_cartridge(struct sim_store *s, const uint8_t uid[NL_CARTRIDGE_UID_LEN]);
+
+/* A small blob of the pen's own non-volatile state (lock, limit source),
+ * kept across power loss and compaction; the newest write wins. */
+#define SIM_STORE_STATE_MAX 16
+int sim_store_put_state(struct sim_store *s, const uint8_t *buf, size_t len);
+/* Copies the blob into buf (SIM_STORE_STATE_MAX bytes); returns its length, 0 if none. */
+size_t sim_store_get_state(const struct sim_store *s, uint8_t *buf);
 
 /* The session left open by the last SESSION_START without SESSION_END
  * (e.g. at a power loss): its id, or 0. */

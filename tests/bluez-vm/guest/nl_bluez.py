@@ -5,9 +5,14 @@ python3-gi import only there)."""
 
 import sys
 
-import dbus
-import dbus.mainloop.glib
-from gi.repository import GLib
+try:
+    import dbus
+    import dbus.mainloop.glib
+    from gi.repository import GLib
+except ImportError as e:
+    print(f"FAIL: {e}: install Debian packages python3-dbus and python3-gi, "
+          "and run under /usr/bin/python3", flush=True)
+    sys.exit(1)
 
 BLUEZ = "org.bluez"
 ADAPTER = "org.bluez.Adapter1"
@@ -58,7 +63,13 @@ def wait_until(cond, timeout, poll=0.1):
         return True
 
     def on_poll():
-        if cond():
+        # An exception must not vanish inside GLib: stop and re-raise it.
+        try:
+            ok = cond()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            state["error"] = e
+            ok = True
+        if ok:
             state["ok"] = True
             loop.quit()
             return False
@@ -76,6 +87,8 @@ def wait_until(cond, timeout, poll=0.1):
         GLib.source_remove(timeout_id)
     if not state["ok"]:
         GLib.source_remove(poll_id)
+    if "error" in state:
+        raise state["error"]
     return state["ok"]
 
 
