@@ -167,12 +167,16 @@ int nl_cp_req_decode(const uint8_t *buf, size_t len, struct nl_cp_req *ret)
 	return 0;
 }
 
-/* req_op echoes the first byte of the write whatever it was (an unknown
- * opcode with a bad CRC is answered INVALID_PARAMETER), so any value is
- * valid there (docs/protocol.md 8.1, 8.2). */
+/* req_op echoes the first byte of the write whatever it was, so an opcode
+ * outside the table is valid only in the two answers a pen gives before it
+ * knows the opcode: OP_NOT_SUPPORTED, and INVALID_PARAMETER for a bad CRC
+ * (docs/protocol.md 8.1, 8.2). Any other result names a real request. */
 static int rsp_check(const struct nl_cp_rsp *r)
 {
 	if (!result_known(r->result))
+		return -ERANGE;
+	if (!op_known(r->req_op) && r->result != NL_CP_OP_NOT_SUPPORTED &&
+	    r->result != NL_CP_INVALID_PARAMETER)
 		return -ERANGE;
 	/* The value means something only on success (docs/protocol.md 8.1). */
 	if (r->result != NL_CP_SUCCESS && r->value != 0)

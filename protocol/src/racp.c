@@ -113,12 +113,15 @@ int nl_racp_req_decode(const uint8_t *buf, size_t len, struct nl_racp_req *ret)
 	return 0;
 }
 
-/* req_op echoes the first byte of the write, whatever it was (a bad CRC
- * is answered INVALID_OPERAND before the opcode is looked at). */
+/* req_op echoes the first byte of the write, whatever it was: an opcode
+ * outside the table is valid only with OP_NOT_SUPPORTED, or INVALID_OPERAND
+ * (a bad CRC is answered before the opcode is looked at). */
 static int rsp_code_check(uint8_t req_op, uint8_t code)
 {
-	(void)req_op;
 	if (code < NL_RACP_SUCCESS || code >= NL_RACP_CODE_END)
+		return -ERANGE;
+	if (!req_op_known(req_op) && code != NL_RACP_OP_NOT_SUPPORTED &&
+	    code != NL_RACP_INVALID_OPERAND)
 		return -ERANGE;
 	return 0;
 }

@@ -33,9 +33,10 @@ static void check_one(const uint8_t *data, size_t size)
 	FUZZ_CHECK(data[0] == NL_CP_RESPONSE);
 	fuzz_decoded_ok++;
 
-	/* A pen echoes an opcode it does not know with OP_NOT_SUPPORTED, so
-	 * only then may the request opcode lack a name. */
-	FUZZ_CHECK(nl_cp_op_name(r.req_op) != NULL || r.result == NL_CP_OP_NOT_SUPPORTED);
+	/* A pen echoes an opcode it does not know with OP_NOT_SUPPORTED (or
+	 * INVALID_PARAMETER for a bad CRC), so only then may it lack a name. */
+	FUZZ_CHECK(nl_cp_op_name(r.req_op) != NULL || r.result == NL_CP_OP_NOT_SUPPORTED ||
+		   r.result == NL_CP_INVALID_PARAMETER);
 	FUZZ_CHECK(nl_cp_result_name(r.result) != NULL);
 	act = nl_cp_action_for((enum nl_cp_result)r.result);
 	FUZZ_CHECK((unsigned)act <= NL_CP_ACTION_GIVE_UP);

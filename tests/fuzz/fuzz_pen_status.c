@@ -36,6 +36,8 @@ static void check_one(const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(s.state < NL_PEN_STATE_COUNT);
 	FUZZ_CHECK(nl_pen_state_name((enum nl_pen_state)s.state) != NULL);
+	if (s.fault_code != 0)
+		FUZZ_CHECK(nl_fault_code_name(s.fault_code) != NULL);
 	FUZZ_CHECK(s.store_capacity >= 1);
 	FUZZ_CHECK(s.store_used <= s.store_capacity);
 	FUZZ_CHECK(s.battery_pct <= NL_BATTERY_MAX_PCT);

@@ -36,7 +36,8 @@ static void check_one(const uint8_t *data, size_t size)
 		/* An unknown request opcode is echoed with OP_NOT_SUPPORTED;
 		 * any other code names a known request. */
 		FUZZ_CHECK(nl_racp_op_name(r.req_op) != NULL ||
-			   r.code == NL_RACP_OP_NOT_SUPPORTED);
+			   r.code == NL_RACP_OP_NOT_SUPPORTED ||
+			   r.code == NL_RACP_INVALID_OPERAND);
 		FUZZ_CHECK(nl_racp_code_name(r.code) != NULL);
 		v1_len = RACP_CODE_LEN;
 	} else {

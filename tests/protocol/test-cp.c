@@ -289,9 +289,12 @@ static void test_response(void)
 
 	CHECK_INT(check_decode_patched(g, n, 0, 0x02, 1, dec_rsp, true), -ENOMSG); /* not 0x80 */
 	CHECK_INT(check_decode_patched(g, n, 0, 0x81, 1, dec_rsp, true), -ENOMSG);
-	/* req_op echoes whatever was written (bad CRC + unknown opcode). */
-	CHECK_INT(check_decode_patched(g, n, 1, 0x0B, 1, dec_rsp, true), 0);
-	CHECK_INT(check_decode_patched(g, n, 1, 0x00, 1, dec_rsp, true), 0);
+	/* An opcode outside the table with any result but OP_NOT_SUPPORTED
+	 * or INVALID_PARAMETER (bad CRC) names no request: out of range. */
+	CHECK_INT(check_decode_patched(g, n, 1, 0x0B, 1, dec_rsp, true), -ERANGE);
+	CHECK_INT(check_decode_patched(g, n, 1, 0x00, 1, dec_rsp, true), -ERANGE);
+	/* op 0x00, INVALID_PARAMETER, value 0: a bad-CRC write echoed. */
+	CHECK_INT(check_decode_patched(g, n, 1, 0x00000300, 4, dec_rsp, true), 0);
 	CHECK_INT(check_decode_patched(g, n, 2, 0x00, 1, dec_rsp, true), -ERANGE); /* result */
 	CHECK_INT(check_decode_patched(g, n, 2, 0x0C, 1, dec_rsp, true), -ERANGE);
 	/* An unknown opcode is echoed with OP_NOT_SUPPORTED. */

@@ -147,7 +147,9 @@ static void test_responses(void)
 	CHECK_INT(check_decode_patched(gold_num_rsp, 8, 0, 0x07, 1, dec_rsp, true), -ENOMSG);
 	CHECK_INT(check_decode_patched(gold_num_rsp, 8, 1, 0x01, 1, dec_rsp, true), -ERANGE);  /* operator */
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 1, 0x01, 1, dec_rsp, true), -ERANGE);
-	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x00, 1, dec_rsp, true), 0); /* echoed as written */
+	/* An unknown request opcode only with OP_NOT_SUPPORTED or INVALID_OPERAND. */
+	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x00, 1, dec_rsp, true), -ERANGE);
+	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x0500, 2, dec_rsp, true), 0);
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 3, 0x00, 1, dec_rsp, true), -ERANGE); /* code */
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 3, 0x0A, 1, dec_rsp, true), -ERANGE);
 	CHECK_INT(check_decode_patched(gold_code_rsp, 6, 2, 0x0277, 2, dec_rsp, true), 0);     /* unknown op echoed */
@@ -162,6 +164,8 @@ static void test_responses(void)
 		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ERANGE);
 		x.code = NL_RACP_SUCCESS;
 		x.req_op = NL_RACP_RESPONSE_CODE; /* a response opcode written by mistake */
+		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ERANGE);
+		x.code = NL_RACP_OP_NOT_SUPPORTED; /* ... is answered not supported */
 		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), 6);
 		x.op = NL_RACP_REPORT;
 		CHECK_INT(nl_racp_rsp_encode(&x, buf, sizeof(buf)), -ENOMSG);
@@ -225,6 +229,11 @@ static void test_server(void)
 	CHECK_INT(s.op, NL_RACP_REPORT);
 	CHECK_INT(nl_racp_server_begin(&s, &report, true, true), NL_ATT_PROC_IN_PROGRESS);
 	CHECK_INT(nl_racp_server_begin(&s, &number, true, true), NL_ATT_PROC_IN_PROGRESS);
+	/* 9.4: the CCCD checks come before "in progress", also while busy. */
+	CHECK_INT(nl_racp_server_begin(&s, &number, false, true), NL_ATT_CCCD_IMPROPER);
+	CHECK_INT(nl_racp_server_begin(&s, &report, true, false), NL_ATT_CCCD_IMPROPER);
+	CHECK_INT(nl_racp_server_begin(&s, &abort_req, false, true), NL_ATT_CCCD_IMPROPER);
+	CHECK_INT(s.op, NL_RACP_REPORT);
 	CHECK_INT(nl_racp_server_begin(&s, &abort_req, true, true), 0);
 	CHECK(s.busy); /* the caller ends the aborted procedure */
 	CHECK_INT(s.op, NL_RACP_REPORT);
