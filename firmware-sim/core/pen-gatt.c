@@ -517,7 +517,9 @@ static uint8_t racp_code_for(const uint8_t *val, size_t len)
 	if ((op == NL_RACP_ABORT) != (oper == NL_RACP_NULL))
 		return NL_RACP_INVALID_OPERATOR;
 	operand = oper == NL_RACP_LE || oper == NL_RACP_GE || oper == NL_RACP_RANGE;
-	if (operand && (len < 5 || val[2] != NL_RACP_FILTER_SEQ))
+	/* Only a filter type that is there can be unsupported; an operand
+	 * missing altogether (opcode, operator, CRC) is INVALID_OPERAND (9.1). */
+	if (operand && len > 4 && val[2] != NL_RACP_FILTER_SEQ)
 		return NL_RACP_OPERAND_NOT_SUPPORTED;
 	return NL_RACP_INVALID_OPERAND;
 }
@@ -538,15 +540,16 @@ static int write_racp(struct sim_pen *p, const uint8_t *val, size_t len)
 	if (len == 0 || len > NL_PDU_MAX)
 		return -NL_ATT_WRITE_REJECTED;
 	r = nl_racp_req_decode(val, len, &req);
-	if (r < 0 && !(len >= 2 && val[0] == NL_RACP_DELETE)) {
-		/* answered like any procedure: busy until confirmed */
+	if (r < 0) {
+		/* answered like any procedure: busy until confirmed. A DELETE
+		 * that does not decode gets the code of 9.2 too: a truncated
+		 * one or a bad CRC is INVALID_OPERAND (step 1), anything else
+		 * OP_NOT_SUPPORTED (step 2). */
 		p->racp.busy = true;
 		p->racp_final_sent = true;
 		racp_respond(p, NL_RACP_RESPONSE_CODE, 0, val[0], racp_code_for(val, len));
 		return 0;
 	}
-	if (r < 0)
-		req = (struct nl_racp_req){.op = NL_RACP_DELETE};
 	if (req.op == NL_RACP_ABORT) {
 		if (p->racp_streaming && !p->racp_aborting) {
 			/* finish the record in flight, then answer (9.3); a record

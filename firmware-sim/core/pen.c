@@ -465,18 +465,14 @@ static bool any_zone_lock(const struct sim_pen *p)
 	return false;
 }
 
-/* protocol.md 8.3.6 puts UNLOCK's reason in LIMIT OVERRIDE, but the v1
- * record encoder (nl_record_encode) accepts a reason only on LOCK and
- * UNLOCK; until the two agree the OVERRIDE record carries 0. */
-#define OVERRIDE_REASON(r) ((void)(r), NL_LOCK_REASON_NONE)
-
-/* Lifts the pen lock and every zone lock of the session (8.3.6). */
+/* Lifts the pen lock and every zone lock of the session (8.3.6). Each
+ * OVERRIDE record carries UNLOCK's reason, like the UNLOCK record. */
 static void do_unlock(struct sim_pen *p, uint8_t reason)
 {
 	if (p->state == NL_PEN_STATE_LOCKED && p->lock_reason == NL_LOCK_REASON_NEEDLE_ON) {
 		p->time_lock_override = true;
 		rec_limit(p, NL_LIMIT_EVENT_OVERRIDE, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE,
-			  p->lock_value, p->lock_threshold, OVERRIDE_REASON(reason));
+			  p->lock_value, p->lock_threshold, reason);
 	}
 	for (unsigned z = 0; z < NL_ZONE_COUNT; z++) {
 		const struct nl_zone_limit *zl;
@@ -489,7 +485,7 @@ static void do_unlock(struct sim_pen *p, uint8_t reason)
 		p->zone_locked[z] = false;
 		p->pass_lock_override[z] = true;
 		rec_limit(p, NL_LIMIT_EVENT_OVERRIDE, NL_LIMIT_ORIGIN_GATEWAY, (uint8_t)z,
-			  (uint16_t)(lock + 1), lock, OVERRIDE_REASON(reason));
+			  (uint16_t)(lock + 1), lock, reason);
 	}
 	if (p->state == NL_PEN_STATE_LOCKED)
 		p->state = rest_state(p);

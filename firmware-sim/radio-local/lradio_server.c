@@ -567,8 +567,11 @@ static void handle_cccd(struct lradio_server *s, const struct lradio_frame *f)
 		unsigned props = sim_chr_table()[chr].props;
 		uint16_t allowed = (uint16_t)(((props & SIM_PROP_NOTIFY) ? SIM_CCCD_NOTIFY : 0) |
 		                              ((props & SIM_PROP_INDICATE) ? SIM_CCCD_INDICATE : 0));
+		/* protocol.md 2.4: 0, or only the bits the characteristic
+		 * supports; any other value is Out of Range, and neither the
+		 * stored CCCD nor the pen sees it. */
 		if (value & ~allowed) {
-			att = LRADIO_ATT_CCCD_IMPROPER;
+			att = LRADIO_ATT_OUT_OF_RANGE;
 		} else {
 			s->cccd[chr] = value;
 			if (!(value & SIM_CCCD_INDICATE))

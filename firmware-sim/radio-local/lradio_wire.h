@@ -81,6 +81,7 @@ enum lradio_att {
 	LRADIO_ATT_INVALID_ATTRIBUTE_LENGTH = 0x0D,
 	LRADIO_ATT_UNLIKELY_ERROR = 0x0E,
 	LRADIO_ATT_CCCD_IMPROPER = 0xFD,
+	LRADIO_ATT_OUT_OF_RANGE = 0xFF,
 };
 
 /* Attribute properties on the wire: same bits as enum sim_chr_prop. */

@@ -115,8 +115,10 @@ static int limit_check(const struct nl_rec_limit *l)
 		return -ERANGE;
 	if (l->reason >= NL_LOCK_REASON_END)
 		return -ERANGE;
+	/* A lock reason belongs to LOCK and UNLOCK (4.2.5) and to OVERRIDE,
+	 * which carries the reason of the UNLOCK that wrote it (8.3.6). */
 	if (l->event != NL_LIMIT_EVENT_LOCK && l->event != NL_LIMIT_EVENT_UNLOCK &&
-	    l->reason != NL_LOCK_REASON_NONE)
+	    l->event != NL_LIMIT_EVENT_OVERRIDE && l->reason != NL_LOCK_REASON_NONE)
 		return -ERANGE;
 	/* CLAMP carries depths: the requested one and the cap applied. */
 	if (l->event == NL_LIMIT_EVENT_CLAMP && (!depth_ok(l->value) || !depth_ok(l->threshold)))

@@ -510,6 +510,59 @@ static void test_limit(void)
 	}
 }
 
+/* LIMIT OVERRIDE written by an UNLOCK carries that UNLOCK's reason
+ * (protocol.md 8.3.6): a pass lock in periorbital (value 6 > 5) lifted
+ * by an authorised unlock. */
+static const uint8_t gold_limit_override[] = {
+	HDR(0x05),
+	0x05,                   /* OVERRIDE */
+	0x02,                   /* origin gateway */
+	0x03,                   /* periorbital */
+	HASH_LE,
+	0x06, 0x00,             /* value 6 passes (the LOCK's) */
+	0x05, 0x00,             /* threshold 5 */
+	0x05,                   /* reason OPERATOR (UNLOCK's) */
+	0x08, 0x07, 0x00, 0x00, /* remaining 1800 s */
+	0x2E, 0x4F,             /* CRC 0x4F2E */
+};
+
+static void test_limit_reason(void)
+{
+	struct nl_record ref = hdr_ref(NL_RECORD_LIMIT), r;
+	const uint8_t *g = gold_limit_override;
+	size_t n = LEN(gold_limit_override);
+
+	ref.u.limit = (struct nl_rec_limit){
+		.event = NL_LIMIT_EVENT_OVERRIDE, .origin = NL_LIMIT_ORIGIN_GATEWAY,
+		.zone = NL_ZONE_PERIORBITAL, .limits_hash = HASH, .value = 6, .threshold = 5,
+		.reason = NL_LOCK_REASON_OPERATOR, .remaining_s = 1800 };
+	CHECK_INT(n, HDR_OFF + 16 + 2);
+	check_record_gold("limit_override", g, n, &ref, &r);
+	CHECK_INT(r.u.limit.event, NL_LIMIT_EVENT_OVERRIDE);
+	CHECK_INT(r.u.limit.reason, NL_LOCK_REASON_OPERATOR);
+	/* Every lock reason, and none, is valid on OVERRIDE; past the enum is not. */
+	for (unsigned v = 0; v < NL_LOCK_REASON_END; v++) {
+		REC_OK(ref, u.limit.reason, (uint8_t)v);
+		CHECK_INT(check_decode_patched(g, n, HDR_OFF + 11, v, 1, dec_rec, true), 0);
+	}
+	REC_BAD(ref, u.limit.reason, NL_LOCK_REASON_END);
+	CHECK_INT(check_decode_patched(g, n, HDR_OFF + 11, NL_LOCK_REASON_END, 1, dec_rec, true),
+		  -ERANGE);
+	/* Which events may carry a reason: LOCK, UNLOCK, OVERRIDE (4.2.5, 8.3.6). */
+	for (unsigned ev = NL_LIMIT_EVENT_APPLIED; ev < NL_LIMIT_EVENT_END; ev++) {
+		bool has_reason = ev == NL_LIMIT_EVENT_LOCK || ev == NL_LIMIT_EVENT_UNLOCK ||
+				  ev == NL_LIMIT_EVENT_OVERRIDE;
+		struct nl_record x = ref, y;
+
+		x.u.limit.event = (uint8_t)ev;
+		CHECK_INT(roundtrip(&x, &y), has_reason ? 0 : -ERANGE);
+		CHECK_INT(check_decode_patched(g, n, HDR_OFF, ev, 1, dec_rec, true),
+			  has_reason ? 0 : -ERANGE);
+		x.u.limit.reason = NL_LOCK_REASON_NONE;
+		CHECK_INT(roundtrip(&x, &y), 0);
+	}
+}
+
 /* ---- FAULT ------------------------------------------------------------- */
 
 static const uint8_t gold_fault[] = {
@@ -646,6 +699,7 @@ int main(void)
 	test_segment();
 	test_cartridge();
 	test_limit();
+	test_limit_reason();
 	test_fault();
 	test_time_change();
 	test_names();

@@ -696,7 +696,12 @@ static void test_pass_limits(void)
 	CHECK_EQ(l->u.limit.zone, NL_ZONE_FOREHEAD);
 	CHECK_EQ(l->u.limit.value, 4);
 	CHECK_EQ(l->u.limit.threshold, 3);
-	CHECK(find_limit(n, NL_LIMIT_EVENT_UNLOCK));
+	/* 8.3.6: OVERRIDE carries UNLOCK's reason, as does the UNLOCK record */
+	CHECK_EQ(l->u.limit.origin, NL_LIMIT_ORIGIN_GATEWAY);
+	CHECK_EQ(l->u.limit.reason, NL_LOCK_REASON_OPERATOR);
+	l = find_limit(n, NL_LIMIT_EVENT_UNLOCK);
+	CHECK(l);
+	CHECK_EQ(l->u.limit.reason, NL_LOCK_REASON_OPERATOR);
 	rig_stop(&g);
 }
 
@@ -734,7 +739,7 @@ static void test_needle_on_limits_offline(void)
 	CHECK(recs[n - 2].u.segment.status & NL_SEG_STOPPED_BY_LIMIT);
 	CHECK(recs[n - 2].u.segment.status & NL_SEG_NEEDLE_ON_WARN);
 	/* an authorised unlock overrides the threshold for the session */
-	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_OPERATOR), NL_CP_SUCCESS);
+	CHECK_EQ(cp_simple(&g, NL_CP_UNLOCK, NL_LOCK_REASON_POLICY), NL_CP_SUCCESS);
 	CHECK_EQ(state(&g), NL_PEN_STATE_PAUSED);
 	CHECK_EQ(sim_pen_start_pass(g.pen), 0);
 	run_ms(&g, 5000);
@@ -744,6 +749,8 @@ static void test_needle_on_limits_offline(void)
 	CHECK(l);
 	CHECK_EQ(l->u.limit.value, 30);
 	CHECK_EQ(l->u.limit.threshold, 30);
+	CHECK_EQ(l->u.limit.zone, NL_ZONE_NONE);
+	CHECK_EQ(l->u.limit.reason, NL_LOCK_REASON_POLICY); /* UNLOCK's reason */
 	rig_stop(&g);
 }
 
@@ -1110,6 +1117,89 @@ static void test_racp(void)
 	rig_stop(&g);
 }
 
+/* protocol.md 9.2: a request that does not decode is answered with one
+ * RESPONSE_CODE whose code is the first failing validation step. */
+static void test_racp_malformed(void)
+{
+	static const struct {
+		uint8_t bytes[16];
+		size_t len; /* bytes before the CRC */
+		bool bad_crc;
+		uint8_t code;
+	} cases[] = {
+		/* 1: length, CRC */
+		{{0x01}, 0, false, NL_RACP_INVALID_OPERAND}, /* 2 bytes: CRC only */
+		{{0x04, 0x01}, 2, true, NL_RACP_INVALID_OPERAND},
+		{{0x02, 0x01}, 2, true, NL_RACP_INVALID_OPERAND}, /* DELETE, bad CRC */
+		{{0x02}, 1, false, NL_RACP_INVALID_OPERAND}, /* DELETE, 3 bytes */
+		{{0x04, 0x09}, 2, true, NL_RACP_INVALID_OPERAND},
+		/* 2: opcode */
+		{{0x00, 0x01}, 2, false, NL_RACP_OP_NOT_SUPPORTED},
+		{{0x02, 0x09}, 2, false, NL_RACP_OP_NOT_SUPPORTED}, /* DELETE before operator */
+		{{0x02, 0x03}, 2, false, NL_RACP_OP_NOT_SUPPORTED}, /* DELETE GE, no operand */
+		{{0x05, 0x00}, 2, false, NL_RACP_OP_NOT_SUPPORTED},
+		{{0x06, 0x00}, 2, false, NL_RACP_OP_NOT_SUPPORTED},
+		{{0x07, 0x01}, 2, false, NL_RACP_OP_NOT_SUPPORTED},
+		/* 3: operator value */
+		{{0x04, 0x07}, 2, false, NL_RACP_OPERATOR_NOT_SUPPORTED},
+		{{0x03, 0xFF}, 2, false, NL_RACP_OPERATOR_NOT_SUPPORTED},
+		/* 4: operator fits the opcode */
+		{{0x04, 0x00}, 2, false, NL_RACP_INVALID_OPERATOR},
+		{{0x01, 0x00}, 2, false, NL_RACP_INVALID_OPERATOR},
+		{{0x03, 0x01}, 2, false, NL_RACP_INVALID_OPERATOR},
+		/* 5: filter type, where one is present */
+		{{0x04, 0x03, 0x02, 0xE2, 0x04, 0x00, 0x00}, 7, false, NL_RACP_OPERAND_NOT_SUPPORTED},
+		{{0x04, 0x03, 0x00}, 3, false, NL_RACP_OPERAND_NOT_SUPPORTED}, /* before length */
+		/* 6: operand */
+		{{0x04, 0x03}, 2, false, NL_RACP_INVALID_OPERAND}, /* GE without operand */
+		{{0x01, 0x04}, 2, false, NL_RACP_INVALID_OPERAND}, /* RANGE without operand */
+		{{0x04, 0x03, 0x01, 0xE2, 0x04, 0x00}, 6, false, NL_RACP_INVALID_OPERAND},
+		{{0x04, 0x03, 0x01, 0xE2, 0x04, 0x00, 0x00, 0x00}, 8, false, NL_RACP_INVALID_OPERAND},
+		{{0x04, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00}, 7, false, NL_RACP_INVALID_OPERAND},
+		{{0x04, 0x04, 0x01, 5, 0, 0, 0, 4, 0, 0, 0}, 11, false, NL_RACP_INVALID_OPERAND},
+	};
+	struct rig g;
+	struct nl_racp_rsp rsp;
+
+	rig_start(&g, SIM_PEN_MOTORISED, 64);
+	sim_pen_gatt_ops()->cccd(g.pen, SIM_CHR_RECORD, SIM_CCCD_NOTIFY);
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		uint8_t buf[32];
+		size_t n = cases[k].len;
+		int i;
+
+		memcpy(buf, cases[k].bytes, n);
+		if (n == 0) {
+			buf[0] = 0x01; /* two bytes that are a CRC of nothing */
+			buf[1] = 0x02;
+			n = 2;
+		} else {
+			CHECK_EQ(nl_pdu_put_crc(buf, n, sizeof(buf)), (int)n + 2);
+			if (cases[k].bad_crc)
+				buf[n] ^= 0x55;
+			n += 2;
+		}
+		fake_radio_clear(&g.r);
+		CHECK_EQ(sim_pen_gatt_ops()->write(g.pen, SIM_CHR_RACP, buf, n), 0);
+		i = fake_radio_last(&g.r, SIM_CHR_RACP, 0);
+		CHECK(i >= 0);
+		CHECK_EQ(nl_racp_rsp_decode(g.r.msgs[i].val, g.r.msgs[i].len, &rsp), 0);
+		CHECK_EQ(rsp.op, NL_RACP_RESPONSE_CODE);
+		CHECK_EQ(rsp.req_op, buf[0]);
+		if (rsp.code != cases[k].code)
+			fprintf(stderr, "racp case %zu: code %u, want %u\n", k, rsp.code,
+				cases[k].code);
+		CHECK_EQ(rsp.code, cases[k].code);
+		/* busy until the response is confirmed (9.4); a write whose
+		 * first byte is ABORT passes that check */
+		if (buf[0] != NL_RACP_ABORT)
+			CHECK_EQ(sim_pen_gatt_ops()->write(g.pen, SIM_CHR_RACP, buf, n),
+				 -NL_ATT_PROC_IN_PROGRESS);
+		fake_radio_confirm_all(&g.r);
+	}
+	rig_stop(&g);
+}
+
 static void test_live_and_indications(void)
 {
 	struct rig g;
@@ -1348,6 +1438,7 @@ int main(void)
 	test_cartridge_lockout();
 	test_store_full_and_ack();
 	test_racp();
+	test_racp_malformed();
 	test_live_and_indications();
 	test_power_loss_and_clock();
 	test_battery();

@@ -63,7 +63,7 @@
  *  3 u32 limits_hash  the limit set in force after the event
  *  7 u16 value        measured value that triggered it (unit per event)
  *  9 u16 threshold    threshold or new cap (unit per event)
- * 11 u8  reason       lock/unlock reason (enum nl_lock_reason), else 0
+ * 11 u8  reason       enum nl_lock_reason on LOCK, UNLOCK, OVERRIDE; else 0
  * 12 u32 remaining_s  authorisation lifetime left
  *
  * FAULT (body 8):

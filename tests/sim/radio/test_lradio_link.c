@@ -568,7 +568,7 @@ static void t_cccd_notify(void)
 
 	do_cccd(c, H(SIM_CHR_LIVE_STATUS), SIM_CCCD_INDICATE, &r); /* notify-only */
 	CHECK_EQ(r.err, -EREMOTEIO);
-	CHECK_EQ(r.att, LRADIO_ATT_CCCD_IMPROPER);
+	CHECK_EQ(r.att, NL_ATT_OUT_OF_RANGE); /* protocol.md 2.4 */
 	do_cccd(c, H(SIM_CHR_FEATURE), SIM_CCCD_NOTIFY, &r); /* no CCCD there */
 	CHECK_EQ(r.att, LRADIO_ATT_INVALID_HANDLE);
 	do_cccd(c, 0x7777, SIM_CCCD_NOTIFY, &r);
@@ -608,6 +608,62 @@ static void t_cccd_notify(void)
 	c = connect_client(p, NULL);
 	CHECK_EQ(p->rops->notify(p->srv, SIM_CHR_BATTERY_LEVEL, v, 1), -EINVAL);
 	lradio_client_free(c);
+	pen_free(p);
+}
+
+/* protocol.md 2.4: a CCCD takes 0 or the one bit its characteristic
+ * supports; any other value is ATT 0xFF (Out of Range), is not stored and
+ * never reaches the pen's cccd() op. */
+static void t_cccd_values(void)
+{
+	static const uint16_t bad[] = {0x0003, 0x0004, 0x0100, 0x8000, 0xFFFF};
+	struct fpen *p = pen_new("SIM020");
+	struct lradio_client *c = connect_client(p, NULL);
+	struct result r;
+	uint8_t v[4] = {0};
+
+	for (int chr = 0; chr < SIM_CHR_COUNT; chr++) {
+		unsigned props = sim_chr_table()[chr].props;
+		uint16_t ok_bit, wrong_bit;
+
+		if (!(props & (SIM_PROP_NOTIFY | SIM_PROP_INDICATE)))
+			continue;
+		/* every characteristic in the table has exactly one of the two */
+		CHECK(!((props & SIM_PROP_NOTIFY) && (props & SIM_PROP_INDICATE)));
+		ok_bit = (props & SIM_PROP_NOTIFY) ? SIM_CCCD_NOTIFY : SIM_CCCD_INDICATE;
+		wrong_bit = ok_bit == SIM_CCCD_NOTIFY ? SIM_CCCD_INDICATE : SIM_CCCD_NOTIFY;
+
+		int before = p->n_cccd;
+		do_cccd(c, H(chr), wrong_bit, &r);
+		CHECK_EQ(r.err, -EREMOTEIO);
+		CHECK_EQ(r.att, NL_ATT_OUT_OF_RANGE);
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			do_cccd(c, H(chr), bad[i], &r);
+			CHECK_EQ(r.err, -EREMOTEIO);
+			CHECK_EQ(r.att, NL_ATT_OUT_OF_RANGE);
+		}
+		CHECK_EQ(p->n_cccd, before); /* the pen saw none of them */
+
+		do_cccd(c, H(chr), ok_bit, &r);
+		CHECK_EQ(r.err, 0);
+		CHECK_EQ(p->n_cccd, before + 1);
+		CHECK_EQ(p->cccd[chr], ok_bit);
+		/* a refused write leaves the enabled CCCD as it was */
+		do_cccd(c, H(chr), (uint16_t)(ok_bit | wrong_bit), &r);
+		CHECK_EQ(r.att, NL_ATT_OUT_OF_RANGE);
+		CHECK_EQ(p->cccd[chr], ok_bit);
+		if (ok_bit == SIM_CCCD_NOTIFY)
+			CHECK_EQ(p->rops->notify(p->srv, (enum sim_chr)chr, v, 1), 0);
+		else
+			CHECK_EQ(p->rops->indicate(p->srv, (enum sim_chr)chr, v, 1), 0);
+		/* 0 is always accepted */
+		do_cccd(c, H(chr), 0, &r);
+		CHECK_EQ(r.err, 0);
+		CHECK_EQ(p->n_cccd, before + 2);
+		CHECK_EQ(p->cccd[chr], 0);
+	}
+	lradio_client_free(c);
+	RUN_UNTIL(p->n_disconnected == 1);
 	pen_free(p);
 }
 
@@ -1310,6 +1366,7 @@ static const struct {
 	{"discover", t_discover},
 	{"read-write", t_read_write},
 	{"cccd-notify", t_cccd_notify},
+	{"cccd-values", t_cccd_values},
 	{"indicate-flow", t_indicate_flow},
 	{"indicate-raw", t_indicate_raw},
 	{"mtu-truncation", t_mtu_truncation},
