@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Throughput and latency of needlelinkd, printed (not a test):
+#   N simulated pens each writing about RATE records per second, through
+#   needlelinkd (journal: SQLite WAL, synchronous=FULL) to a private mosquitto
+#   and a QoS 1 subscriber; then, against the same broker, a plain Paho QoS 1
+#   publisher sending as many messages of the same size; and the ratio.
+#
+# Usage: bench/run-bench.sh BUILD_DIR [PENS=8] [RATE=250] [SECONDS=20]
+# Figures:
+#   delivered   unique records the subscriber got, and records/s over the
+#               window from the first to the last one
+#   e2e latency subscriber receive time minus the record's received_at
+#               (gateway clock on arrival; ms resolution): arrival -> journal
+#               commit -> PUBLISH -> broker -> subscriber
+#   gateway     needlelinkd --stats: arrival -> commit callback percentiles in
+#               us (the outbox drain publishes right after, same loop
+#               iteration), CPU time per record, peak and final RSS
+# Needs python3 for the arithmetic.
+set -euo pipefail
+
+[ $# -ge 1 ] && [ -d "$1" ] || { echo "usage: $0 BUILD_DIR [PENS] [RATE] [SECONDS]" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+pens=${2:-8}
+rate=${3:-250}
+secs=${4:-20}
+gwd=$build/gateway/daemon/needlelinkd
+sim=$build/firmware-sim/needlelink-sim
+paho=$build/bench/nl-bench-paho
+for b in "$gwd" "$sim" "$paho"; do [ -x "$b" ] || { echo "bench: $b missing" >&2; exit 1; }; done
+mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nl-bench.XXXXXX")
+pids=()
+cleanup() {
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
+	"$port" >"$tmp/mosquitto.conf"
+"$mosquitto" -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.25; done
+
+# A pen doing 50 passes of 0.1 s per loop: about 10 records per scenario
+# second, so the time factor is RATE / 10.
+python3 - "$tmp/bench.json" <<'EOF'
+import json, sys
+t = [{"do": "insert", "cartridge": "c"},
+     {"do": "wait_armed", "timeout_s": 0.1},
+     {"do": "authorise", "lifetime_s": 86400, "limits": {"lifetime_s": 86400, "depth_cap_mm": 1.5}},
+     {"after": 0.05, "do": "zone", "zone": "cheeks"}, {"do": "depth", "mm": 0.5}]
+for _ in range(50):
+    t += [{"after": 0.05, "do": "start_pass"}, {"after": 0.05, "do": "end_pass"}]
+t += [{"after": 0.05, "do": "end_session"}, {"after": 0.05, "do": "remove"}]
+json.dump({"name": "bench", "pen": {"serial": "BENCH", "kind": "motorised", "live_rate_hz": 1},
+           "cartridges": {"c": {"uid": "auto", "lot": "BENCH"}},
+           "loop": True, "loop_pause_s": 0.05, "timeline": t}, open(sys.argv[1], "w"))
+EOF
+factor=$(python3 -c "print(max(1, $rate / 10))")
+
+mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t 'needlelink/pens/+/records' -F '%U %p' >"$tmp/sub.log" &
+pids+=($!)
+mkdir -p "$tmp/radio" "$tmp/state"
+"$gwd" --config /dev/null --id bench --host 127.0.0.1 --port "$port" --journal "$tmp/journal.db" \
+	--allow '*' --sim-dir "$tmp/radio" --max-connections "$pens" --log-level notice --stats \
+	2>"$tmp/gw.log" &
+gw=$!
+pids+=($gw)
+"$sim" -s "$tmp/bench.json" -n "$pens" -t "$factor" --radio-dir "$tmp/radio" \
+	--state-dir "$tmp/state" --wipe -q -d "$(python3 -c "print($secs * $factor)")" \
+	2>"$tmp/sim.log" &
+simpid=$!
+pids+=($simpid)
+echo "bench: $pens pens x ~$rate records/s for ${secs}s (time factor $factor), broker port $port" >&2
+wait "$simpid" || true
+sleep 2 # let the last commits drain to the subscriber
+rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$gw/status")
+kill -TERM "$gw"
+wait "$gw" || true
+
+python3 - "$tmp/sub.log" "$tmp/gw.log" "$rss_now" "$pens" <<'EOF' | tee "$tmp/figures.txt"
+import json, re, sys
+from datetime import datetime
+sub, gwlog, rss_now, pens = sys.argv[1], sys.argv[2], int(sys.argv[3] or 0), int(sys.argv[4])
+seen, lat, t = set(), [], []
+size = 0
+for line in open(sub):
+    ts, _, payload = line.partition(" ")
+    p = json.loads(payload)
+    if p["record_id"] in seen:
+        continue
+    seen.add(p["record_id"])
+    size += len(payload)
+    recv = float(ts)
+    arr = (datetime.strptime(p["received_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+           - datetime(1970, 1, 1)).total_seconds()
+    lat.append((recv - arr) * 1000)
+    t.append(recv)
+n = len(seen)
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * q))] if v else float("nan")
+window = (max(t) - min(t)) if n > 1 else float("nan")
+print("delivered: %d unique records in %.2f s = %.0f records/s (%d pens), mean payload %d bytes"
+      % (n, window, n / window if n > 1 else 0, pens, size // max(n, 1)))
+print("e2e latency ms (ms resolution): p50 %.1f p90 %.1f p99 %.1f max %.1f"
+      % (pct(lat, .5), pct(lat, .9), pct(lat, .99), max(lat) if lat else float("nan")))
+log = open(gwlog).read()
+m = re.search(r"stats: (\d+) records, arrival->commit latency us p50 (\d+) p90 (\d+) p99 (\d+) max (\d+)", log)
+c = re.search(r"stats: cpu user ([\d.]+) s system ([\d.]+) s, max rss (\d+) kB", log)
+if m:
+    print("gateway arrival->commit us: p50 %s p90 %s p99 %s max %s (%s records)"
+          % (m.group(2), m.group(3), m.group(4), m.group(5), m.group(1)))
+if c:
+    cpu = float(c.group(1)) + float(c.group(2))
+    print("gateway cpu: %.2f s total, %.1f us per record; rss peak %d kB, at end %d kB"
+          % (cpu, cpu * 1e6 / max(n, 1), int(c.group(3)), rss_now))
+print("RECORDS=%d RATE=%.0f SIZE=%d" % (n, n / window if n > 1 else 0, size // max(n, 1)))
+EOF
+read -r n grate size < <(awk -F'[= ]' '/^RECORDS=/ {print $2, $4, $6}' "$tmp/figures.txt")
+[ "${n:-0}" -gt 0 ] || { echo "bench: nothing delivered; see $tmp" >&2; BENCH_KEEP=1; exit 1; }
+line=$("$paho" 127.0.0.1 "$port" "$n" "$size" 256)
+echo "$line"
+prate=$(echo "$line" | sed -n 's/.*rate=\([0-9]*\).*/\1/p')
+python3 -c "print('ratio gateway/paho: %.2f' % ($grate / $prate))"

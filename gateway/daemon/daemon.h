@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * needlelinkd's core: one sd-event loop on the calling thread owning the
+ * journal, the MQTT client, the transport and the pen manager.
+ *
+ * Data path: pen manager record -> journal (record row + records-topic
+ * outbox row in the same batch, msg_id = outbox id) -> journal commit
+ * callback -> the pen manager may acknowledge the record -> MQTT drains the
+ * outbox. Live status goes straight to MQTT at QoS 0.
+ */
+#ifndef NLGW_DAEMON_H
+#define NLGW_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config;
+
+struct daemon_options {
+	const char *version;         /* "0.1.0" */
+	uint64_t health_interval_us; /* 0: 30 s */
+	bool stats; /* log record latency percentiles at exit (bench) */
+};
+
+/* Runs until SIGTERM/SIGINT (clean shutdown) or a fatal error. cfg must be
+ * loaded and validated. Returns the process exit status. */
+int daemon_run(const struct config *cfg, const struct daemon_options *opts);
+
+#endif
