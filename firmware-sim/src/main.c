@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * needlelink-sim: simulated NeedleLink pens on the local radio, driven by
- * scenario files. See firmware-sim/README.md.
+ * needlelink-sim: simulated NeedleLink pens on the local radio or, one pen
+ * per adapter, on the BlueZ radio, driven by scenario files. See firmware-sim/README.md.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -26,6 +26,7 @@ struct app {
 	struct runner **pens;
 	unsigned npens;
 	double duration_s; /* 0: until every timeline ends */
+	bool linger; /* keep running after every timeline ended */
 	sd_event_source *timer;
 };
 
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 {
 	fputs("Usage: needlelink-sim [OPTION]...\n"
 	      "Simulated NeedleLink pens: the pen firmware core on the local radio\n"
-	      "(Unix sockets), driven by a scenario timeline.\n"
+	      "(Unix sockets) or on a Bluetooth adapter through BlueZ, driven by a\n"
+	      "scenario timeline.\n"
 	      "\n"
 	      "  -s, --scenario FILE    run the scenario in FILE (JSON, see README.md);\n"
 	      "                         default: the built-in demo (waits for the gateway\n"
@@ -44,6 +46,9 @@ static void usage(FILE *f)
 	      "                         60 runs a 30-minute treatment in 30 s)\n"
 	      "  -d, --duration S       stop after S scenario seconds (default: when every\n"
 	      "                         timeline has ended; never for looping scenarios)\n"
+	      "      --linger           keep the pens up after every timeline has ended,\n"
+	      "                         until --duration, SIGINT or SIGTERM (a central\n"
+	      "                         collects the records)\n"
 	      "      --serial S         serial of the (first) pen, overriding the scenario\n"
 	      "      --kind K           motorised or dial, overriding the scenario\n"
 	      "      --state-dir DIR    where each pen keeps its flash files SERIAL.flash0/1\n"
@@ -54,17 +59,34 @@ static void usage(FILE *f)
 	      "                         else $XDG_RUNTIME_DIR/needlelink-sim, else\n"
 	      "                         /tmp/needlelink-sim-UID)\n"
 	      "      --no-radio         run without a radio (scenario checks, benches)\n"
+	      "      --radio KIND       local (default) or bluez: the pen is a BLE\n"
+	      "                         peripheral on --adapter through bluetoothd (system\n"
+	      "                         bus); one pen only (--fleet 1), since every pen on\n"
+	      "                         an adapter would share its one GATT database\n"
+	      "      --adapter hciN     adapter of --radio bluez (default hci0)\n"
 	      "      --summary FILE     write a JSON summary of every pen at exit\n"
 	      "                         (\"-\" for stdout)\n"
 	      "      --validate         check the scenario file and exit\n"
 	      "  -v, --verbose          also log debug lines\n"
-	      "  -q, --quiet            log warnings and errors only\n"
+	      "  -q, --quiet            log warnings and errors only (and the BlueZ\n"
+	      "                         radio's notices, such as its passkey)\n"
 	      "  -h, --help             show this help\n"
 	      "\n"
 	      "Logs go to stderr, one line per event: [scenario seconds] SERIAL: event.\n"
 	      "Exit status: 0 when the run ended, 1 on a usage or scenario error,\n"
 	      "2 when a pen could not start.\n",
 	      f);
+}
+
+/* "hci" and a decimal number: the adapter's name under /org/bluez. */
+static bool valid_adapter(const char *s)
+{
+	if (strncmp(s, "hci", 3) != 0 || !s[3] || strlen(s) > 8)
+		return false;
+	for (s += 3; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
 }
 
 static bool all_finished(const struct app *a)
@@ -81,7 +103,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 
 	for (unsigned i = 0; i < a->npens; i++)
 		runner_tick(a->pens[i]);
-	if (all_finished(a) ||
+	if ((!a->linger && all_finished(a)) ||
 	    (a->duration_s > 0 && host_clock_now_ms(&a->clock) >= (uint64_t)(a->duration_s * 1000)))
 		return sd_event_exit(a->ev, 0);
 	return sd_event_source_set_time(s, usec + TICK_USEC);
@@ -148,6 +170,9 @@ int main(int argc, char **argv)
 		{"wipe", no_argument, NULL, 'W'},
 		{"radio-dir", required_argument, NULL, 'R'},
 		{"no-radio", no_argument, NULL, 'N'},
+		{"radio", required_argument, NULL, 'B'},
+		{"adapter", required_argument, NULL, 'A'},
+		{"linger", no_argument, NULL, 'L'},
 		{"summary", required_argument, NULL, 'O'},
 		{"validate", no_argument, NULL, 'V'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -156,6 +181,8 @@ int main(int argc, char **argv)
 		{0},
 	};
 	const char *scenario_path = NULL, *serial = NULL, *summary = NULL, *radio_dir = NULL;
+	const char *adapter = NULL, *radio_what = ", radio in ", *radio_where;
+	bool bluez = false;
 	char state_dir[1024], radio_buf[1024], err[512], serial_buf[64];
 	bool wipe = false, no_radio = false, validate = false;
 	int log_level = SIM_LOG_INFO, kind = -1, c, r, exit_code = 0;
@@ -223,6 +250,28 @@ int main(int argc, char **argv)
 		case 'N':
 			no_radio = true;
 			break;
+		case 'B':
+			if (strcmp(optarg, "local") == 0)
+				bluez = false;
+			else if (strcmp(optarg, "bluez") == 0)
+				bluez = true;
+			else {
+				fprintf(stderr, "needlelink-sim: --radio: local or bluez\n");
+				return 1;
+			}
+			break;
+		case 'A':
+			if (!valid_adapter(optarg)) {
+				fprintf(stderr,
+					"needlelink-sim: --adapter: hciN expected, got \"%s\"\n",
+					optarg);
+				return 1;
+			}
+			adapter = optarg;
+			break;
+		case 'L':
+			a.linger = true;
+			break;
 		case 'O':
 			summary = optarg;
 			break;
@@ -249,6 +298,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (bluez && (no_radio || radio_dir)) {
+		fprintf(stderr, "needlelink-sim: --radio bluez excludes --no-radio and "
+				"--radio-dir\n");
+		return 1;
+	}
+	if (adapter && !bluez) {
+		fprintf(stderr, "needlelink-sim: --adapter needs --radio bluez\n");
+		return 1;
+	}
+	if (bluez && fleet > 1) {
+		fprintf(stderr,
+			"needlelink-sim: --radio bluez runs one pen per adapter, not %u: every "
+			"pen on an adapter lands in its one GATT database, so the pens would "
+			"merge into one peripheral\n",
+			fleet);
+		return 1;
+	}
+	if (bluez && !adapter)
+		adapter = "hci0";
+
 	if (scenario_path) {
 		r = scenario_load(scenario_path, &scn, err, sizeof(err));
 		if (r < 0) {
@@ -268,7 +337,7 @@ int main(int argc, char **argv)
 		scenario_free(scn);
 		return 0;
 	}
-	if (!no_radio && !radio_dir) {
+	if (!no_radio && !bluez && !radio_dir) {
 		r = lradio_default_dir(radio_buf, sizeof(radio_buf));
 		if (r < 0) {
 			fprintf(stderr, "needlelink-sim: radio directory: %s\n", strerror(-r));
@@ -277,6 +346,7 @@ int main(int argc, char **argv)
 		}
 		radio_dir = radio_buf;
 	}
+	radio_where = radio_dir;
 
 	host_clock_init(&a.clock, factor);
 	sigemptyset(&ss);
@@ -298,16 +368,23 @@ int main(int argc, char **argv)
 		exit_code = 2;
 		goto out;
 	}
+	if (bluez) {
+		radio_what = ", BlueZ radio on ";
+		radio_where = adapter;
+	} else if (no_radio) {
+		radio_what = ", no radio";
+		radio_where = "";
+	}
 	host_log(&a.clock,
 		 "needlelink-sim: %u pen(s), scenario %s, time factor %g, flash in %s%s%s", fleet,
-		 scn->path, factor, state_dir, no_radio ? ", no radio" : ", radio in ",
-		 no_radio ? "" : radio_dir);
+		 scn->path, factor, state_dir, radio_what, radio_where);
 	for (unsigned i = 0; i < fleet; i++) {
 		struct runner_opts o = {
 			.ev = a.ev,
 			.clock = &a.clock,
 			.state_dir = state_dir,
-			.radio_dir = no_radio ? NULL : radio_dir,
+			.radio_dir = no_radio || bluez ? NULL : radio_dir,
+			.bluez_adapter = bluez ? adapter : NULL,
 			.wipe = wipe,
 			.log_level = log_level,
 			.index = i,

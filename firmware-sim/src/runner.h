@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One simulated pen of a needlelink-sim run: the firmware core on the Linux
- * platform, its local radio (optional) and the scenario timeline that
- * drives it, with counters for the run summary.
+ * platform, its radio (the local radio, the BlueZ radio, or none) and the
+ * scenario timeline that drives it, with counters for the run summary.
  */
 #ifndef SIM_RUNNER_H
 #define SIM_RUNNER_H
@@ -18,7 +18,10 @@ struct runner_opts {
 	sd_event *ev;
 	const struct host_clock *clock;
 	const char *state_dir;
-	const char *radio_dir; /* NULL: no radio */
+	const char *radio_dir; /* local radio directory; NULL: no local radio */
+	/* BlueZ radio on this adapter ("hci0"); NULL: none. Exclusive with
+	 * radio_dir, and one pen per adapter (one GATT database each). */
+	const char *bluez_adapter;
 	bool wipe;
 	int log_level; /* enum sim_log_level */
 	unsigned index; /* in the fleet, from 0 */

@@ -209,7 +209,7 @@ def read_value(bus, path):
     return bytes(val)
 
 
-def discover(bus, central, pen_addr, start_pen):
+def discover(bus, central, pen_addr, start_pen, serial=SERIAL):
     """Discovery on, then the pen starts advertising; a retry re-enables
     discovery, which makes btvirt report the advertisement again."""
     adapter = dbus.Interface(bus.get_object(nb.BLUEZ, central), nb.ADAPTER)
@@ -237,8 +237,8 @@ def discover(bus, central, pen_addr, start_pen):
              f"device {dev.get('Address')} is not the pen's adapter {pen_addr}")
     nb.log(f"discovered {path} name {dev.get('Name', dev.get('Alias', '?'))} "
            f"RSSI {dev.get('RSSI', '?')}")
-    nb.check(str(dev.get("Name", "")) == SERIAL,
-             f"advertised name {dev.get('Name')!r}, expected {SERIAL!r}")
+    nb.check(str(dev.get("Name", "")) == serial,
+             f"advertised name {dev.get('Name')!r}, expected {serial!r}")
     return path
 
 
