@@ -11,14 +11,14 @@
 #include "config.h"
 #include "journal.h"
 #include "log.h"
+#include "payload.h"
 #include "queue.h"
 
 #define BACKOFF_MIN_US (500ull * 1000)
 #define BACKOFF_MAX_US (30ull * 1000 * 1000)
 #define PAGE_MAX 256u /* outbox rows read per query */
 #define MSG_ID_PROPERTY "nl-msg-id"
-#define STATE_ONLINE "{\"state\":\"online\"}"
-#define STATE_OFFLINE "{\"state\":\"offline\"}"
+#define REFUSED_MAX 256u /* refused rows remembered, so each is logged once */
 
 enum conn_state {
 	CONN_IDLE,         /* not started, or stopped */
@@ -90,6 +90,8 @@ struct mqtt {
 	sd_event_source *stop_timer;
 	unsigned attempts;
 	uint64_t rng;
+	int64_t connect_ms; /* wall clock of the current connection's attempt */
+	char *will_payload; /* kept for as long as Paho may read it */
 
 	struct slot_ctx *slot_ctx;
 	struct slot *slots;
@@ -101,6 +103,14 @@ struct mqtt {
 	bool send_blocked;
 	int64_t *qos0_sent; /* ids to mark after a page was read */
 	unsigned n_qos0;
+
+	/* Rows refused while connected: retried from retry_from on, after a
+	 * backoff, without waiting for a reconnect. */
+	sd_event_source *retry_timer;
+	unsigned retry_attempts;
+	int64_t retry_from; /* lowest refused id awaiting its retry; 0: none */
+	int64_t *refused;   /* ids already logged as refused, oldest first */
+	unsigned n_refused;
 
 	mqtt_request_fn request_fn;
 	void *request_ud;
@@ -364,17 +374,23 @@ static uint64_t next_random(struct mqtt *m)
 	return m->rng * 2685821657736338717ULL;
 }
 
-static void schedule_reconnect(struct mqtt *m)
+static uint64_t backoff_us(struct mqtt *m, unsigned attempts)
 {
 	uint64_t delay = BACKOFF_MIN_US;
-	int r;
 
-	for (unsigned i = 0; i < m->attempts && delay < BACKOFF_MAX_US; i++)
+	for (unsigned i = 0; i < attempts && delay < BACKOFF_MAX_US; i++)
 		delay *= 2;
 	if (delay > BACKOFF_MAX_US)
 		delay = BACKOFF_MAX_US;
 	/* +-25 % so that gateways restarted together do not stampede. */
-	delay = delay * 3 / 4 + next_random(m) % (delay / 2 + 1);
+	return delay * 3 / 4 + next_random(m) % (delay / 2 + 1);
+}
+
+static void schedule_reconnect(struct mqtt *m)
+{
+	uint64_t delay = backoff_us(m, m->attempts);
+	int r;
+
 	m->attempts++;
 	m->state = CONN_WAITING;
 	r = sd_event_source_set_time_relative(m->reconnect_timer, delay);
@@ -390,6 +406,32 @@ static void schedule_pump(struct mqtt *m)
 {
 	if (m->state == CONN_CONNECTED && m->journal)
 		(void)sd_event_source_set_enabled(m->pump_defer, SD_EVENT_ONESHOT);
+}
+
+/* BASE/gateways/ID/state as docs/schemas/gateway-state.json has it, printed;
+ * NULL (logged) on failure. */
+static char *state_payload(const struct mqtt *m, bool online, bool will, int64_t since_ms)
+{
+	cJSON *json = NULL;
+	char *text;
+	int r;
+
+	r = nl_payload_gateway_state(&(struct nl_payload_gateway_state){
+					     .gateway_id = config_str(m->config, CONFIG_GATEWAY_ID),
+					     .online = online,
+					     .will = will,
+					     .since_ms = since_ms,
+				     },
+				     &json);
+	if (r < 0) {
+		log_err("mqtt: cannot build the gateway state payload: %s", strerror(-r));
+		return NULL;
+	}
+	text = nl_payload_print(json);
+	cJSON_Delete(json);
+	if (!text)
+		log_err("mqtt: cannot print the gateway state payload: %s", strerror(ENOMEM));
+	return text;
 }
 
 static int do_connect(struct mqtt *m)
@@ -425,8 +467,17 @@ static int do_connect(struct mqtt *m)
 		o->username = user;
 	if (config_mqtt_password(c))
 		o->password = config_mqtt_password(c);
+	/* The will and the "online" of this connection carry the same since:
+	 * the time of this attempt, which is when the broker took the will. */
+	m->connect_ms = journal_now_ms();
+	free(m->will_payload);
+	m->will_payload = state_payload(m, false, true, m->connect_ms);
+	if (!m->will_payload) {
+		schedule_reconnect(m);
+		return -ENOMEM;
+	}
 	will.topicName = m->state_topic;
-	will.message = STATE_OFFLINE;
+	will.message = m->will_payload;
 	will.retained = 1;
 	will.qos = 1;
 	o->will = &will;
@@ -531,6 +582,84 @@ int mqtt_reply(struct mqtt *m, const struct mqtt_request *req, const void *paylo
 	return r;
 }
 
+static int refused_find(const struct mqtt *m, int64_t id)
+{
+	for (unsigned i = 0; i < m->n_refused; i++)
+		if (m->refused[i] == id)
+			return (int)i;
+	return -1;
+}
+
+/* Forgets a refused row; returns whether it was one. */
+static bool refused_forget(struct mqtt *m, int64_t id)
+{
+	int i = refused_find(m, id);
+
+	if (i < 0)
+		return false;
+	memmove(&m->refused[i], &m->refused[i + 1],
+		(m->n_refused - (unsigned)i - 1) * sizeof(*m->refused));
+	m->n_refused--;
+	return true;
+}
+
+/* The broker (or Paho) refused an outbox row while connected. It stays
+ * unsent; the retry timer rewinds the drain to it after a backoff, so it goes
+ * out again on this connection. Logged the first time only: a row the broker
+ * refuses for good (an ACL) is retried every BACKOFF_MAX_US at worst, quietly. */
+static void row_refused(struct mqtt *m, int64_t id, const char *topic, const char *why)
+{
+	int r;
+
+	m->stats.failed++;
+	if (refused_find(m, id) < 0) {
+		log_warning("mqtt: outbox message %lld%s%s refused: %s; retrying", (long long)id,
+			    topic ? " to " : "", topic ? topic : "", why);
+		if (m->n_refused == REFUSED_MAX) /* forget the oldest */
+			(void)refused_forget(m, m->refused[0]);
+		m->refused[m->n_refused++] = id;
+	} else {
+		log_debug("mqtt: outbox message %lld refused again: %s", (long long)id, why);
+	}
+	if (!m->retry_from || id < m->retry_from)
+		m->retry_from = id;
+	r = sd_event_source_get_enabled(m->retry_timer, NULL);
+	if (r > 0)
+		return; /* a retry is already due: it covers this row too */
+	r = sd_event_source_set_time_relative(m->retry_timer, backoff_us(m, m->retry_attempts));
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->retry_timer, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_err("mqtt: cannot arm the retry timer: %s", strerror(-r));
+	else
+		m->retry_attempts++;
+}
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mqtt *m = userdata;
+
+	if (m->state != CONN_CONNECTED || !m->retry_from)
+		return 0;
+	/* Rows between retry_from and the cursor that are still in flight are
+	 * skipped by publish_row(); those already acknowledged are no longer
+	 * unsent. */
+	if (m->cursor >= m->retry_from)
+		m->cursor = m->retry_from - 1;
+	m->retry_from = 0;
+	schedule_pump(m);
+	return 0;
+}
+
+static bool in_flight(const struct mqtt *m, int64_t id)
+{
+	for (unsigned i = 0; i < m->n_slots; i++)
+		if (m->slots[i].busy && m->slots[i].generation == m->generation &&
+		    m->slots[i].outbox_id == id)
+			return true;
+	return false;
+}
+
 /* journal_outbox_unsent() callback: hand one row to Paho. */
 static int publish_row(const struct journal_outbox_row *row, void *userdata)
 {
@@ -541,6 +670,12 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 	unsigned slot = 0;
 	int rc;
 
+	if (m->busy && in_flight(m, row->id)) {
+		/* Met again after a retry rewound the cursor: already on its
+		 * way on this connection. */
+		m->cursor = row->id;
+		return 0;
+	}
 	if (row->qos == 1) {
 		while (slot < m->n_slots && m->slots[slot].busy)
 			slot++;
@@ -574,11 +709,9 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 			m->send_blocked = true;
 			return 1;
 		}
-		/* This row cannot go (bad topic...): skip it; it stays unsent and
-		 * is tried again on the next connection. */
-		log_err("mqtt: outbox message %lld to %s refused: %s", (long long)row->id, row->topic,
-			paho_error(rc));
-		m->stats.failed++;
+		/* Paho refused this row (bad topic...): skip it for now; it
+		 * stays unsent and is retried after a backoff. */
+		row_refused(m, row->id, row->topic, paho_error(rc));
 		m->cursor = row->id;
 		return 0;
 	}
@@ -701,6 +834,8 @@ static int on_quarantine_end(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void handle_connected(struct mqtt *m)
 {
+	char *online;
+
 	if (m->state != CONN_CONNECTING)
 		return;
 	m->state = CONN_CONNECTED;
@@ -708,6 +843,10 @@ static void handle_connected(struct mqtt *m)
 	m->cursor = 0;
 	m->stats.connects++;
 	m->generation++;
+	/* The drain starts from the first unsent row anyway. */
+	m->retry_from = 0;
+	m->retry_attempts = 0;
+	(void)sd_event_source_set_enabled(m->retry_timer, SD_EVENT_OFF);
 	if (count_old_slots(m)) {
 		uint64_t t = (uint64_t)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 4000000u;
 		log_notice("mqtt: %u publishes of the last connection still unanswered", m->busy);
@@ -716,11 +855,14 @@ static void handle_connected(struct mqtt *m)
 			(void)release_old_slots(m, true);
 	}
 	log_notice("mqtt: connected to %s (MQTT %s)", m->uri, m->v5 ? "5" : "3.1.1");
-	(void)mqtt_publish(m, &(struct mqtt_message){ .topic = m->state_topic,
-						      .payload = STATE_ONLINE,
-						      .payload_len = strlen(STATE_ONLINE),
-						      .qos = 1,
-						      .retain = true });
+	online = state_payload(m, true, false, m->connect_ms);
+	if (online)
+		(void)mqtt_publish(m, &(struct mqtt_message){ .topic = m->state_topic,
+							      .payload = online,
+							      .payload_len = strlen(online),
+							      .qos = 1,
+							      .retain = true });
+	free(online);
 	if (m->connected_fn)
 		m->connected_fn(m, m->connected_ud);
 	if (m->state != CONN_CONNECTED)
@@ -844,12 +986,23 @@ static void handle_event(void *msg, void *userdata)
 			if (ev->kind == EV_PUB_OK) {
 				if (journal_outbox_mark_sent(m->journal, s->outbox_id, 0) >= 0)
 					m->stats.acked++;
+				if (refused_forget(m, s->outbox_id)) {
+					log_info("mqtt: outbox message %lld delivered after a refusal",
+						 (long long)s->outbox_id);
+					m->retry_attempts = 0;
+				}
+			} else if (m->state == CONN_CONNECTED && s->generation == m->generation &&
+				   ev->code != MQTTASYNC_DISCONNECTED &&
+				   ev->code != MQTTASYNC_OPERATION_INCOMPLETE) {
+				/* Refused on a live connection (MQTT 5 PUBACK
+				 * reason >= 0x80: quota, ACL...): retried on it. */
+				row_refused(m, s->outbox_id, NULL, code_name(ev->code));
 			} else {
-				/* Unsent in the journal: goes out again on the next
-				 * connection. */
+				/* Lost with its connection: unsent in the journal,
+				 * it goes out again on the next one. */
 				m->stats.failed++;
-				log_warning("mqtt: outbox message %lld not acknowledged: %s",
-					    (long long)s->outbox_id, code_name(ev->code));
+				log_debug("mqtt: outbox message %lld not acknowledged: %s",
+					  (long long)s->outbox_id, code_name(ev->code));
 			}
 			s->busy = false;
 			m->busy--;
@@ -892,6 +1045,7 @@ int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	enum conn_state was = m->state;
+	char *offline;
 	int r, rc;
 
 	if (was == CONN_STOPPING || was == CONN_IDLE)
@@ -901,6 +1055,7 @@ int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata)
 	m->stop_quiet = false;
 	m->state = CONN_STOPPING;
 	(void)sd_event_source_set_enabled(m->reconnect_timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_enabled(m->retry_timer, SD_EVENT_OFF);
 	r = sd_event_source_set_time_relative(
 		m->stop_timer, (uint64_t)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 2000000u);
 	if (r >= 0)
@@ -923,8 +1078,11 @@ int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata)
 		ro.onSuccess = on_offline_done;
 		ro.onFailure = on_offline_fail;
 	}
-	rc = send_message(m, m->state_topic, STATE_OFFLINE, strlen(STATE_OFFLINE), 1, true, NULL,
-			  &ro);
+	/* Paho copies the payload: it is ours again once this returns. */
+	offline = state_payload(m, false, false, journal_now_ms());
+	rc = offline ? send_message(m, m->state_topic, offline, strlen(offline), 1, true, NULL, &ro)
+		     : MQTTASYNC_FAILURE;
+	free(offline);
 	if (rc != MQTTASYNC_SUCCESS)
 		disconnect(m);
 	return 0;
@@ -1014,8 +1172,20 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	m->slots = calloc(m->n_slots, sizeof(*m->slots));
 	m->slot_ctx = calloc(m->n_slots, sizeof(*m->slot_ctx));
 	m->qos0_sent = calloc(PAGE_MAX, sizeof(*m->qos0_sent));
-	if (!m->slots || !m->slot_ctx || !m->qos0_sent)
+	m->refused = calloc(REFUSED_MAX, sizeof(*m->refused));
+	if (!m->slots || !m->slot_ctx || !m->qos0_sent || !m->refused)
 		goto fail;
+	/* Refuse a gateway id the state payload cannot carry now, not at the
+	 * first connect. */
+	{
+		char *probe = state_payload(m, true, false, journal_now_ms());
+
+		if (!probe) {
+			r = -EINVAL;
+			goto fail;
+		}
+		free(probe);
+	}
 	for (unsigned i = 0; i < m->n_slots; i++)
 		m->slot_ctx[i] = (struct slot_ctx){ m, i };
 
@@ -1037,6 +1207,11 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	if (r < 0)
 		goto fail;
 	(void)sd_event_source_set_enabled(m->quarantine_timer, SD_EVENT_OFF);
+	r = sd_event_add_time_relative(e, &m->retry_timer, CLOCK_MONOTONIC, BACKOFF_MIN_US, 10000,
+				       on_retry_timer, m);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(m->retry_timer, SD_EVENT_OFF);
 	r = sd_event_add_defer(e, &m->pump_defer, on_pump, m);
 	if (r < 0)
 		goto fail;
@@ -1092,6 +1267,9 @@ void mqtt_free(struct mqtt *m)
 	sd_event_source_disable_unref(m->stop_timer);
 	sd_event_source_disable_unref(m->pump_defer);
 	sd_event_source_disable_unref(m->quarantine_timer);
+	sd_event_source_disable_unref(m->retry_timer);
+	free(m->refused);
+	free(m->will_payload);
 	free(m->slots);
 	free(m->slot_ctx);
 	free(m->qos0_sent);

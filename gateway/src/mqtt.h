@@ -23,9 +23,18 @@
  * id: with MQTT 5 the id travels in the user property "nl-msg-id" (producers
  * put it in the payload too: journal_outbox_next_id()), so consumers dedupe.
  *
- * State: the will is BASE/gateways/ID/state = {"state":"offline"}, retained,
- * QoS 1; {"state":"online"} is published (retained) on every connect, then the
- * connected handler runs so the gateway can republish its retained state.
+ * Refusals: an outbox row the broker refuses while connected (MQTT 5 PUBACK
+ * reason >= 0x80: ACL, quota...) or that Paho refuses to send stays unsent
+ * and is retried on the same connection after a backoff (0.5 s doubling to
+ * 30 s, reset once a refused row gets through); each row's refusal is logged
+ * once. Rows after it are not held back meanwhile.
+ *
+ * State: BASE/gateways/ID/state carries docs/schemas/gateway-state.json
+ * (nl_payload_gateway_state()). The will says offline with "will": true and
+ * "since" the time of the connect attempt it was given with; the same time is
+ * the "since" of the "online" published (retained, QoS 1) on every connect,
+ * after which the connected handler runs so the gateway can republish its
+ * retained state. A clean stop publishes offline, "will": false, "since" now.
  *
  * Requests: BASE/pens/+/request/+ is subscribed (QoS 1); each message reaches
  * the request handler on the loop thread, with its MQTT 5 response topic and
@@ -76,7 +85,7 @@ struct mqtt_message {
  * timeout, max_inflight, gateway id and base topic from c (which must stay
  * alive and validated). j may be NULL (no outbox); otherwise it must outlive
  * the mqtt object, whose journal outbox hook this installs. Does not
- * connect. */
+ * connect. -EINVAL if the gateway id cannot go into the state payload. */
 int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt **ret);
 
 /* Destroys the Paho client at once (the broker then publishes the will) and
@@ -89,7 +98,7 @@ void mqtt_set_connected_handler(struct mqtt *m, mqtt_connected_fn fn, void *user
 /* Starts connecting (and reconnecting until stopped). */
 int mqtt_start(struct mqtt *m);
 
-/* Graceful stop: publishes {"state":"offline"} (retained), disconnects, then
+/* Graceful stop: publishes the offline state (retained), disconnects, then
  * calls cb from the loop. Bounded by the configured timeout. */
 int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata);
 
@@ -115,7 +124,7 @@ struct mqtt_stats {
 	uint64_t connects;   /* successful connects */
 	uint64_t published;  /* outbox rows handed to Paho */
 	uint64_t acked;      /* outbox rows marked sent */
-	uint64_t failed;     /* outbox publishes that failed (retried later) */
+	uint64_t failed;     /* outbox publishes that failed or were refused (retried) */
 	unsigned inflight;   /* QoS 1 rows awaiting PUBACK */
 };
 void mqtt_get_stats(const struct mqtt *m, struct mqtt_stats *ret);

@@ -17,11 +17,21 @@
  *                                       restarted on the same port
  *   test-mqtt PUBLISHER publisher-kill  publisher SIGKILLed mid-stream,
  *                                       restarted: nothing lost, same ids
+ *   test-mqtt PUBLISHER refused-retry   the broker's ACL refuses the stream
+ *                                       (MQTT 5 PUBACK "not authorized")
+ *                                       until the test allows it (SIGHUP):
+ *                                       the refused rows go out on the same
+ *                                       connection, each refusal logged once
+ *
+ * In every scenario each gateway state message (online on connect, offline
+ * on a clean stop, the will after SIGKILL) is kept and, at the end, checked
+ * against docs/schemas/gateway-state.json by tests/gateway-payload/validate.py.
  *
  * Deadlines are sd-event timers; phases advance on events (message counts,
  * process exits), never on sleeps.
  */
 #include <MQTTAsync.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,6 +40,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,9 +53,23 @@
 #define RESP_TOPIC "nltest-client/resp/1"
 #define FALLBACK_RESP_TOPIC BASE "/pens/NL-7/response/ping"
 
-enum scenario { SC_BASIC, SC_BASIC_311, SC_BASIC_TLS, SC_BROKER_RESTART, SC_PUBLISHER_KILL };
+enum scenario {
+	SC_BASIC,
+	SC_BASIC_311,
+	SC_BASIC_TLS,
+	SC_BROKER_RESTART,
+	SC_PUBLISHER_KILL,
+	SC_REFUSED_RETRY,
+};
 
-enum sub_ev_kind { SUB_CONNECTED, SUB_CONNECT_FAILED, SUB_SUBSCRIBED, SUB_MESSAGE };
+enum sub_ev_kind {
+	SUB_CONNECTED,
+	SUB_CONNECT_FAILED,
+	SUB_SUBSCRIBED,
+	SUB_MESSAGE,
+	LATE_CONNECTED, /* the late subscriber, which reads the retained state */
+	LATE_FAILED,
+};
 
 struct sub_ev {
 	enum sub_ev_kind kind;
@@ -89,7 +114,14 @@ struct test {
 	uint64_t fault_at;
 	bool fault_done;
 	unsigned online_after_fault, offline_after_fault;
-	char last_state[64];
+	char last_state[16]; /* "online", "offline" (clean), "will", "" */
+	unsigned n_states, n_online, n_offline, n_will;
+	const char *top; /* source tree: schemas, validator, docs */
+	char acl[128];
+	sd_event_source *log_poll;
+	bool acl_opened;
+	MQTTAsync late;
+	bool retained_ok;
 	bool request_sent, reply_ok;
 	bool finished;
 };
@@ -181,7 +213,7 @@ static int on_pub_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 	    T.pub_starts == 1) {
 		fprintf(stderr, "test: publisher killed, waiting for its will\n");
 		/* restarted once the will ("offline") has arrived */
-		if (!strcmp(T.last_state, "{\"state\":\"offline\"}"))
+		if (!strcmp(T.last_state, "will"))
 			start_publisher();
 		return 0;
 	}
@@ -227,6 +259,8 @@ static void sub_connect_failed(void *ctx, MQTTAsync_failureData5 *r) { post(SUB_
 static void sub_subscribed(void *ctx, MQTTAsync_successData5 *r) { post(SUB_SUBSCRIBED); }
 static void sub_subscribe_failed(void *ctx, MQTTAsync_failureData5 *r) { post(SUB_CONNECT_FAILED); }
 static void sub_lost(void *ctx, char *cause) { }
+static void late_connected(void *ctx, MQTTAsync_successData5 *r) { post(LATE_CONNECTED); }
+static void late_failed(void *ctx, MQTTAsync_failureData5 *r) { post(LATE_FAILED); }
 
 static char *strndup0(const void *p, size_t n)
 {
@@ -337,8 +371,8 @@ static void check_finished(void)
 		return;
 	if ((T.sc == SC_BASIC || T.sc == SC_BASIC_311 || T.sc == SC_BASIC_TLS) && !T.reply_ok)
 		return;
-	/* The graceful stop says offline last. */
-	if (strcmp(T.last_state, "{\"state\":\"offline\"}") != 0)
+	/* The graceful stop says offline last (not the will). */
+	if (strcmp(T.last_state, "offline") != 0)
 		return;
 	T.finished = true;
 }
@@ -386,11 +420,188 @@ static void on_stream(struct sub_ev *ev)
 		fault();
 }
 
+/* Keeps a state message for the schema check at the end and classifies it
+ * into T.last_state. */
+static void on_state(struct sub_ev *ev)
+{
+	char path[128];
+	cJSON *j = cJSON_Parse(ev->payload);
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(j, "state");
+	const cJSON *will = cJSON_GetObjectItemCaseSensitive(j, "will");
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/states/gateway-state--%u.json", T.dir, ++T.n_states);
+	f = fopen(path, "w");
+	CHECK(f);
+	fputs(ev->payload, f);
+	CHECK(fclose(f) == 0);
+	if (!cJSON_IsString(state))
+		fail("state message without a state");
+	if (!strcmp(state->valuestring, "online")) {
+		snprintf(T.last_state, sizeof(T.last_state), "online");
+		T.n_online++;
+	} else if (cJSON_IsTrue(will)) {
+		snprintf(T.last_state, sizeof(T.last_state), "will");
+		T.n_will++;
+	} else {
+		snprintf(T.last_state, sizeof(T.last_state), "offline");
+		T.n_offline++;
+	}
+	cJSON_Delete(j);
+}
+
+/* Every state message seen, against the published schema, with the
+ * validator of tests/gateway-payload (which also wants a payload it must
+ * refuse: the bare state mqtt.c once sent). */
+static void validate_states(void)
+{
+	char cmd[1024];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/states/reject--gateway-state--bare.json", T.dir);
+	f = fopen(cmd, "w");
+	CHECK(f);
+	fputs("{\"state\":\"offline\"}", f);
+	CHECK(fclose(f) == 0);
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 '%s/tests/gateway-payload/validate.py' --partial '%s/docs/schemas' "
+		 "'%s/states' '%s/docs/mqtt-api.md'",
+		 T.top, T.top, T.dir, T.top);
+	if (system(cmd) != 0)
+		fail("a gateway state message violates docs/schemas/gateway-state.json");
+}
+
+/* refused-retry: the first refusal shows in the publisher's log; then the
+ * ACL lets the stream through and mosquitto reloads it (SIGHUP) without
+ * dropping the connection. Polled: a regular file cannot be watched with
+ * epoll. */
+static unsigned count_in_log(const char *needle, long long *ret_first_id)
+{
+	char path[128], line[1024];
+	unsigned n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/publisher.log", T.dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle)) {
+			if (n == 0 && ret_first_id)
+				*ret_first_id = atoll(strstr(line, "outbox message ") ?
+						      strstr(line, "outbox message ") + 15 : "0");
+			n++;
+		}
+	fclose(f);
+	return n;
+}
+
+static void write_acl(bool stream_allowed)
+{
+	FILE *f = fopen(T.acl, "w");
+
+	CHECK(f);
+	fprintf(f,
+		"topic readwrite " BASE "/gateways/#\n"
+		"topic readwrite " BASE "/pens/#\n"
+		"topic readwrite nltest-client/#\n"
+		"topic %s " BASE "/test/#\n",
+		stream_allowed ? "readwrite" : "read");
+	CHECK(fclose(f) == 0);
+}
+
+static int on_log_poll(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	if (count_in_log(" refused: ", NULL) > 0) {
+		fprintf(stderr, "test: the broker refused the stream; allowing it now\n");
+		write_acl(true);
+		CHECK(kill(T.broker_pid, SIGHUP) == 0);
+		T.acl_opened = true;
+		return 0;
+	}
+	CHECK(sd_event_source_set_time_relative(s, 100000) >= 0);
+	CHECK(sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0);
+	return 0;
+}
+
+/* Each refused row is logged once, however often it is retried. */
+static void check_refusals_logged_once(void)
+{
+	char path[128], line[1024];
+	long long ids[4096];
+	unsigned n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/publisher.log", T.dir);
+	f = fopen(path, "re");
+	CHECK(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "outbox message ");
+		long long id;
+
+		if (!p || !strstr(line, " refused: "))
+			continue;
+		id = atoll(p + 15);
+		for (unsigned i = 0; i < n; i++)
+			if (ids[i] == id)
+				fail("a refused row was logged twice");
+		CHECK(n < sizeof(ids) / sizeof(ids[0]));
+		ids[n++] = id;
+	}
+	fclose(f);
+	fprintf(stderr, "test: %u rows refused\n", n);
+	CHECK(n >= 1);
+}
+
+/* After the clean stop: what a subscriber arriving now gets, retained. */
+static void late_subscribe(void)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+	ro.onFailure5 = late_failed;
+	CHECK(MQTTAsync_subscribe(T.late, BASE "/gateways/" GW "/state", 1, &ro) ==
+	      MQTTASYNC_SUCCESS);
+}
+
+static void late_connect(void)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
+	char uri[64];
+
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", T.port);
+	CHECK(MQTTAsync_createWithOptions(&T.late, uri, "nltest-late", MQTTCLIENT_PERSISTENCE_NONE,
+					  NULL, &co) == MQTTASYNC_SUCCESS);
+	CHECK(MQTTAsync_setCallbacks(T.late, NULL, sub_lost, sub_message, NULL) ==
+	      MQTTASYNC_SUCCESS);
+	o.cleanstart = 1;
+	o.connectTimeout = 5;
+	o.onSuccess5 = late_connected;
+	o.onFailure5 = late_failed;
+	CHECK(MQTTAsync_connect(T.late, &o) == MQTTASYNC_SUCCESS);
+}
+
 static void handle(void *msg, void *userdata)
 {
 	struct sub_ev *ev = msg;
 
+	if (T.late && ev->kind == SUB_MESSAGE && ev->retained &&
+	    !strcmp(ev->topic, BASE "/gateways/" GW "/state")) {
+		on_state(ev);
+		fprintf(stderr, "test: retained state %s\n", ev->payload);
+		if (strcmp(T.last_state, "offline") != 0)
+			fail("the retained state after a clean stop is not offline");
+		T.retained_ok = true;
+		sub_ev_free(ev);
+		return;
+	}
 	switch (ev->kind) {
+	case LATE_CONNECTED:
+		late_subscribe();
+		break;
+	case LATE_FAILED:
+		fail("the late subscriber could not connect or subscribe");
+		break;
 	case SUB_CONNECT_FAILED:
 		if (!T.sub_ready) {
 			/* broker not listening yet: try again shortly */
@@ -412,14 +623,14 @@ static void handle(void *msg, void *userdata)
 		if (!strcmp(ev->topic, BASE "/test/stream")) {
 			on_stream(ev);
 		} else if (!strcmp(ev->topic, BASE "/gateways/" GW "/state")) {
-			snprintf(T.last_state, sizeof(T.last_state), "%s", ev->payload);
+			on_state(ev);
 			fprintf(stderr, "test: state %s%s\n", ev->payload,
 				ev->retained ? " (retained)" : "");
-			if (strstr(ev->payload, "\"online\"")) {
+			if (!strcmp(T.last_state, "online")) {
 				T.online_after_fault += T.fault_done;
 				if ((T.sc == SC_BASIC || T.sc == SC_BASIC_311 || T.sc == SC_BASIC_TLS) && !T.request_sent)
 					send_request();
-			} else if (strstr(ev->payload, "\"offline\"")) {
+			} else {
 				T.offline_after_fault += T.fault_done;
 				if (T.sc == SC_PUBLISHER_KILL && T.fault_done && T.pub_starts == 1 &&
 				    T.pub_pid == 0)
@@ -499,13 +710,15 @@ static void write_configs(void)
 		"allow_anonymous true\n"
 		"persistence true\n"
 		"persistence_location %s/\n"
-		"max_queued_messages 0\n"
+		/* 0 (no limit) makes mosquitto 2.0.11 drop a client whose
+		 * publish its ACL denied: a bound then, far above the count */
+		"max_queued_messages %s\n"
 		"log_dest stderr\n"
 		"log_type error\n"
 		"log_type warning\n"
 		"log_type notice\n"
 		"listener %d 127.0.0.1\n",
-		T.dir, T.port);
+		T.dir, T.sc == SC_REFUSED_RETRY ? "100000" : "0", T.port);
 	if (T.sc == SC_BASIC_TLS)
 		fprintf(f,
 			"listener %d 127.0.0.1\n"
@@ -514,6 +727,11 @@ static void write_configs(void)
 			"keyfile %s/server.key\n"
 			"require_certificate true\n",
 			T.tls_port, T.dir, T.dir, T.dir);
+	if (T.sc == SC_REFUSED_RETRY) {
+		snprintf(T.acl, sizeof(T.acl), "%s/acl", T.dir);
+		write_acl(false);
+		fprintf(f, "acl_file %s\n", T.acl);
+	}
 	if (geteuid() == 0)
 		fprintf(f, "user root\n");
 	fclose(f);
@@ -551,10 +769,14 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	char uri[64];
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s PUBLISHER basic|basic-311|basic-tls|broker-restart|publisher-kill\n", argv[0]);
+	if (argc != 4) {
+		fprintf(stderr,
+			"usage: %s PUBLISHER basic|basic-311|basic-tls|broker-restart|publisher-kill|"
+			"refused-retry SOURCE_DIR\n",
+			argv[0]);
 		return 2;
 	}
+	T.top = argv[3];
 	/* Fail, never skip, when the broker is missing. */
 	if (access(MOSQUITTO, X_OK) != 0) {
 		fprintf(stderr, "FAIL: %s not found or not executable: install mosquitto\n", MOSQUITTO);
@@ -581,6 +803,10 @@ int main(int argc, char **argv)
 		T.sc = SC_PUBLISHER_KILL;
 		T.count = 6000;
 		T.rows = "2";
+	} else if (!strcmp(argv[2], "refused-retry")) {
+		T.sc = SC_REFUSED_RETRY;
+		T.count = 1000;
+		T.rows = "20";
 	} else {
 		return 2;
 	}
@@ -597,6 +823,11 @@ int main(int argc, char **argv)
 
 	snprintf(T.dir, sizeof(T.dir), "/tmp/nlgw-mqtt-XXXXXX");
 	CHECK(mkdtemp(T.dir));
+	{
+		char states[128];
+		snprintf(states, sizeof(states), "%s/states", T.dir);
+		CHECK(mkdir(states, 0755) == 0);
+	}
 	T.port = free_port();
 	if (T.sc == SC_BASIC_TLS) {
 		do
@@ -609,6 +840,9 @@ int main(int argc, char **argv)
 	CHECK(queue_new(T.e, handle, sub_ev_free, NULL, &T.q) == 0);
 	CHECK(sd_event_add_time_relative(T.e, &T.retry, CLOCK_MONOTONIC, 100000, 0, on_retry, NULL) >= 0);
 	CHECK(sd_event_source_set_enabled(T.retry, SD_EVENT_OFF) >= 0);
+	if (T.sc == SC_REFUSED_RETRY)
+		CHECK(sd_event_add_time_relative(T.e, &T.log_poll, CLOCK_MONOTONIC, 100000, 0,
+						 on_log_poll, NULL) >= 0);
 
 	start_broker();
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", T.port);
@@ -645,9 +879,27 @@ int main(int argc, char **argv)
 		CHECK_INT(T.pub_starts, 2);
 		CHECK(T.offline_after_fault >= 1); /* the will */
 		CHECK(T.online_after_fault >= 1);
+		CHECK(T.n_will >= 1);
+		break;
+	case SC_REFUSED_RETRY:
+		CHECK(T.acl_opened);
+		/* retried and delivered on the one connection, no reconnect */
+		CHECK_INT(count_in_log("mqtt: connected to", NULL), 1);
+		CHECK(count_in_log("delivered after a refusal", NULL) >= 1);
+		check_refusals_logged_once();
+		CHECK_INT(T.total, T.count);
 		break;
 	}
+	/* online on connect, offline on the clean stop, all valid; and the
+	 * offline is what the broker retained */
+	CHECK(T.n_online >= 1);
+	CHECK(T.n_offline >= 1);
+	late_connect();
+	run_until(T.e, &T.retained_ok, 60, "retained state");
+	validate_states();
+	sd_event_source_disable_unref(T.log_poll);
 
+	MQTTAsync_destroy(&T.late);
 	MQTTAsync_destroy(&T.sub);
 	queue_free(T.q);
 	T.broker_stopping = true;
