@@ -6,15 +6,28 @@
 #   publisher sending as many messages of the same size; and the ratio.
 #
 # Usage: bench/run-bench.sh BUILD_DIR [PENS=8] [RATE=250] [SECONDS=20]
+# The pens run from a scenario with a 4096-record store (the most the
+# simulator takes) and their flash on tmpfs, so what is measured is the
+# gateway, not the pens' own flash syncs or a 256-record store filling up.
+# A simulated pen streams at most 16 record segments per 20 ms tick, so
+# more PENS is the way to offer more than ~800 records/s per pen.
 # Figures:
+#   fsync floor 4 KiB write + fdatasync on the journal's disk: every commit
+#               (synchronous=FULL) waits for at least one, so no record can
+#               be acknowledged or published sooner
 #   delivered   unique records the subscriber got, and records/s over the
 #               window from the first to the last one
 #   e2e latency subscriber receive time minus the record's received_at
 #               (gateway clock on arrival; ms resolution): arrival -> journal
 #               commit -> PUBLISH -> broker -> subscriber
-#   gateway     needlelinkd --stats: arrival -> commit callback percentiles in
-#               us (the outbox drain publishes right after, same loop
-#               iteration), CPU time per record, peak and final RSS
+#   gateway     needlelinkd --stats: gateway-added latency from a record's
+#               arrival (its last notification read) to its PUBLISH handed to
+#               Paho, and to its commit callback, percentiles in us; journal
+#               commits (writes per commit, time the loop spent in them); CPU
+#               time per record, peak and final RSS
+#   paho        a plain Paho QoS 1 publisher, same count and size, same broker
+# Environment: BENCH_KEEP=1 keeps the scratch directory; BENCH_LOG_LEVEL sets
+# the gateway's log level; BENCH_ATTACH attaches a profiler (below).
 # Needs python3 for the arithmetic.
 set -euo pipefail
 
@@ -23,10 +36,11 @@ build=$(cd "$1" && pwd)
 pens=${2:-8}
 rate=${3:-250}
 secs=${4:-20}
-gwd=$build/gateway/daemon/needlelinkd
+gwd=${BENCH_GATEWAY:-$build/gateway/daemon/needlelinkd} # BENCH_GATEWAY: another build of it
 sim=$build/firmware-sim/needlelink-sim
 paho=$build/bench/nl-bench-paho
-for b in "$gwd" "$sim" "$paho"; do [ -x "$b" ] || { echo "bench: $b missing" >&2; exit 1; }; done
+fsyncb=$build/bench/nl-bench-fsync
+for b in "$gwd" "$sim" "$paho" "$fsyncb"; do [ -x "$b" ] || { echo "bench: $b missing" >&2; exit 1; }; done
 mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nl-bench.XXXXXX")
@@ -35,11 +49,13 @@ cleanup() {
 	trap - EXIT INT TERM
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	[ -n "${state:-}" ] && [ "$state" != "$tmp/state" ] && rm -rf "$state"
 	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+"$fsyncb" "$tmp" 300
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n' \
 	"$port" >"$tmp/mosquitto.conf"
@@ -58,7 +74,8 @@ t = [{"do": "insert", "cartridge": "c"},
 for _ in range(50):
     t += [{"after": 0.05, "do": "start_pass"}, {"after": 0.05, "do": "end_pass"}]
 t += [{"after": 0.05, "do": "end_session"}, {"after": 0.05, "do": "remove"}]
-json.dump({"name": "bench", "pen": {"serial": "BENCH", "kind": "motorised", "live_rate_hz": 1},
+json.dump({"name": "bench", "pen": {"serial": "BENCH", "kind": "motorised", "live_rate_hz": 1,
+                                   "store_capacity": 4096},
            "cartridges": {"c": {"uid": "auto", "lot": "BENCH"}},
            "loop": True, "loop_pause_s": 0.05, "timeline": t}, open(sys.argv[1], "w"))
 EOF
@@ -66,14 +83,25 @@ factor=$(python3 -c "print(max(1, $rate / 10))")
 
 mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t 'needlelink/pens/+/records' -F '%U %p' >"$tmp/sub.log" &
 pids+=($!)
-mkdir -p "$tmp/radio" "$tmp/state"
+# The pens' flash lives on tmpfs when there is one: a simulated pen syncs its
+# flash per record and per ACK, and on a shared disk those syncs, not the
+# gateway, would set the rate. The gateway's journal stays on $tmp (a disk).
+state=$tmp/state
+[ -d /dev/shm ] && [ -w /dev/shm ] && state=$(mktemp -d /dev/shm/nl-bench-state.XXXXXX)
+mkdir -p "$tmp/radio" "$state"
 "$gwd" --config /dev/null --id bench --host 127.0.0.1 --port "$port" --journal "$tmp/journal.db" \
-	--allow '*' --sim-dir "$tmp/radio" --max-connections "$pens" --log-level notice --stats \
+	--allow '*' --sim-dir "$tmp/radio" --max-connections "$pens" --log-level "${BENCH_LOG_LEVEL:-notice}" --stats \
 	2>"$tmp/gw.log" &
 gw=$!
 pids+=($gw)
+# BENCH_ATTACH: a profiler to attach to the gateway, {} stands for its pid,
+# e.g. BENCH_ATTACH='perf record -g -o /tmp/gw.data -p {}' or 'strace -c -f -p {}'.
+if [ -n "${BENCH_ATTACH:-}" ]; then
+	${BENCH_ATTACH//\{\}/$gw} 2>"$tmp/attach.log" &
+	pids+=($!)
+fi
 "$sim" -s "$tmp/bench.json" -n "$pens" -t "$factor" --radio-dir "$tmp/radio" \
-	--state-dir "$tmp/state" --wipe -q -d "$(python3 -c "print($secs * $factor)")" \
+	--state-dir "$state" --wipe -q -d "$(python3 -c "print($secs * $factor)")" \
 	2>"$tmp/sim.log" &
 simpid=$!
 pids+=($simpid)
@@ -117,6 +145,14 @@ c = re.search(r"stats: cpu user ([\d.]+) s system ([\d.]+) s, max rss (\d+) kB",
 if m:
     print("gateway arrival->commit us: p50 %s p90 %s p99 %s max %s (%s records)"
           % (m.group(2), m.group(3), m.group(4), m.group(5), m.group(1)))
+m = re.search(r"stats: (\d+) records, arrival->publish latency us p50 (\d+) p90 (\d+) p99 (\d+) max (\d+)", log)
+if m:
+    print("gateway-added latency, arrival->PUBLISH us: p50 %s p90 %s p99 %s max %s (%s records)"
+          % (m.group(2), m.group(3), m.group(4), m.group(5), m.group(1)))
+m = re.search(r"stats: journal (\d+) commits, (\d+) writes, commit us mean (\d+) max (\d+) total (\d+)", log)
+if m:
+    print("journal: %s commits, %.1f writes per commit, commit (loop blocked) us mean %s max %s, %.2f s in all"
+          % (m.group(1), int(m.group(2)) / max(1, int(m.group(1))), m.group(3), m.group(4), int(m.group(5)) / 1e6))
 if c:
     cpu = float(c.group(1)) + float(c.group(2))
     print("gateway cpu: %.2f s total, %.1f us per record; rss peak %d kB, at end %d kB"

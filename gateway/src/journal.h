@@ -8,8 +8,11 @@
  * and the MQTT outbox (one row per message to publish; its INTEGER PRIMARY
  * KEY AUTOINCREMENT id is the message's stable id, never reused).
  *
- * Writes are batched. The first write opens a transaction; it commits when
- * batch_max writes are pending or batch_delay_us after that first write,
+ * Writes are batched (group commit). The first write opens a transaction; it
+ * commits as soon as the loop has nothing else ready to dispatch (an idle
+ * priority event source: whatever arrived meanwhile, e.g. during the previous
+ * commit's sync, joins the batch), when batch_max writes are pending, or
+ * batch_delay_us after that first write if the loop never goes idle,
  * whichever comes first (or on journal_flush()). journal_commit() registers a
  * callback that runs, from the loop, once everything written before the call
  * is durable (result 0) or once its transaction failed (result -errno,
@@ -39,7 +42,7 @@ struct journal;
 
 struct journal_options {
 	unsigned batch_max;      /* writes per transaction, 0: 1000 */
-	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 5000 */
+	uint64_t batch_delay_us; /* longest commit delay after a batch's first write, 0: 5000 */
 };
 
 /* Opens (creating if needed) and migrates the database at path; a missing
@@ -104,6 +107,22 @@ int journal_commit(struct journal *j, journal_commit_cb cb, void *userdata);
  * wakes the outbox drain). One hook per journal; NULL removes it. */
 typedef void (*journal_outbox_hook)(void *userdata);
 void journal_set_outbox_hook(struct journal *j, journal_outbox_hook fn, void *userdata);
+
+/* Called for each row journal_outbox_unsent() handed to its fn, after fn
+ * returned 0 (the outbox drain took the row: for the MQTT drain, published
+ * or already in flight). For measurements (needlelinkd --stats); it must not
+ * call into the journal. NULL removes it. */
+typedef void (*journal_visit_hook)(int64_t id, void *userdata);
+void journal_set_visit_hook(struct journal *j, journal_visit_hook fn, void *userdata);
+
+struct journal_stats {
+	uint64_t commits;       /* transactions committed or failed */
+	uint64_t writes;        /* writes in them */
+	uint64_t commit_us;     /* time spent committing (loop blocked), sum */
+	uint64_t commit_us_max; /* and longest */
+};
+
+void journal_get_stats(struct journal *j, struct journal_stats *ret);
 
 /* Commits the open batch now; callbacks still run from the loop. Returns 0
  * (also when nothing was open) or the commit's -errno. */
