@@ -12,8 +12,11 @@ struct transport {
 	void *sink_data;
 };
 
+extern const struct transport_ops transport_bluez_ops;
+
 const struct transport_ops *const transport_backends[] = {
 	&transport_sim_ops,
+	&transport_bluez_ops,
 	NULL,
 };
 

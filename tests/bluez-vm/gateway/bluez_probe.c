@@ -14,12 +14,16 @@
  *   4. Live Status notifications on, one sample received and checked;
  *   5. Pen CP indications on, SET_LIVE_RATE written, its response indication
  *      received and checked;
- *   6. with --restart BLUETOOTHD: bluetoothd is killed (the pen's link must
- *      be reported lost, org.bluez gone) and started again; the bonded pen
- *      must be found again without pairing, connected, resolved, Feature read.
+ *   6. with --restart BLUETOOTHD: bluetoothd is killed (SIGKILL; the pen's
+ *      link must be reported lost, org.bluez gone) and started again; with
+ *      --power-cycle the transport's adapter is powered off and on instead.
+ *      Then the bonded pen must be reported at once (no advertisement
+ *      needed), and once it advertises again be connected without pairing,
+ *      resolved, and its Feature read.
  *
  * Usage: nlgw-bluez-probe --pen BIN --pen-adapter hci0 --adapter hci1
- *                         --log DIR [--serial SIMBZ1] [--restart BLUETOOTHD]
+ *                         --log DIR [--serial SIMBZ1]
+ *                         [--restart BLUETOOTHD | --power-cycle]
  * Exit 0 when every step passed; 1 with "FAIL: reason" otherwise. Every step
  * waits for an event; the guest harness bounds the whole run.
  */
@@ -68,13 +72,13 @@ enum step {
 struct probe {
 	sd_event *ev;
 	struct transport *t;
-	const char *pen_bin, *pen_adapter, *serial, *logdir, *bluetoothd;
+	const char *pen_bin, *pen_adapter, *adapter, *serial, *logdir, *bluetoothd;
 	enum step step;
 	pid_t pen_pid, btd_pid;
 	char pen_log[512];
 	char addr[TRANSPORT_ADDR_MAX];
 	bool agent_ok, adapter_on, discovering, passkey_wanted, passkey_sent;
-	bool connected_event, cp_response, lost_event, bluez_gone, bluez_back, second_round;
+	bool connected_event, cp_response, bonded_found, power_cycle, adapter_off, lost_event, bluez_gone, bluez_back, second_round;
 	unsigned scan_ticks, pair_requests;
 	uint16_t h_feature, h_live, h_cp, mtu;
 	int rc;
@@ -194,6 +198,24 @@ static pid_t find_bluetoothd(void)
 }
 
 static void do_connect(struct probe *p);
+
+/* Adapter1.Powered through dbus-send (a test program may block). */
+static void set_powered(struct probe *p, bool on)
+{
+	char path[64], log[600];
+	const char *argv[] = { "/usr/bin/dbus-send", "--system", "--print-reply",
+			       "--reply-timeout=10000", "--dest=org.bluez", path,
+			       "org.freedesktop.DBus.Properties.Set", "string:org.bluez.Adapter1",
+			       "string:Powered", on ? "variant:boolean:true" : "variant:boolean:false",
+			       NULL };
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/org/bluez/%s", p->adapter);
+	snprintf(log, sizeof(log), "%s/dbus-send.log", p->logdir);
+	pid = spawn(argv, log);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
 static void after_cp(struct probe *p);
 
 /* ---- GATT steps ---------------------------------------------------------- */
@@ -262,7 +284,10 @@ static void feature_cb(int err, uint8_t att, const uint8_t *val, size_t len, voi
 	}
 	say("Feature read: %zu bytes, protocol %u.%u, CRC ok", len, val[0], val[1]);
 	if (p->second_round) {
-		finish(p, 0, "recovered after the bluetoothd restart: reconnected and read Feature");
+		finish(p, 0, p->power_cycle ? "recovered after the adapter power cycle: bonded pen "
+					      "reconnected without pairing, Feature read"
+					    : "recovered after the bluetoothd restart: bonded pen "
+					      "reconnected without pairing, Feature read");
 		return;
 	}
 	p->step = STEP_LIVE_SUB;
@@ -326,6 +351,20 @@ static void connect_cb(int err, uint8_t att, void *ud)
 
 		snprintf(why, sizeof(why), "connect failed: %s (class %s)", strerror(-err),
 			 transport_err_class_name(transport_err_class(err)));
+		{
+			/* What bluetoothd thought of the device, for the log. */
+			char log[600];
+			const char *argv[] = { "/usr/bin/dbus-send", "--system", "--print-reply",
+					       "--reply-timeout=5000", "--dest=org.bluez", "/",
+					       "org.freedesktop.DBus.ObjectManager.GetManagedObjects",
+					       NULL };
+			pid_t pid;
+
+			snprintf(log, sizeof(log), "%s/objects-at-failure.txt", p->logdir);
+			pid = spawn(argv, log);
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+		}
 		finish(p, 1, why);
 		return;
 	}
@@ -334,6 +373,10 @@ static void connect_cb(int err, uint8_t att, void *ud)
 		return;
 	}
 	say("connected and resolved (%s)", p->second_round ? "bonded, no pairing" : "paired");
+	if (p->second_round && !p->bonded_found) {
+		finish(p, 1, "the bonded pen was not reported before its advertisement");
+		return;
+	}
 	if (p->second_round && p->pair_requests != 1) {
 		finish(p, 1, "bonded pen asked for pairing again");
 		return;
@@ -373,6 +416,14 @@ static void on_event(const struct transport_event *ev, void *ud)
 		if (!svc || (strcmp(ev->u.found.serial, p->serial) != 0 &&
 			     !(p->step == STEP_RESCAN && strcmp(ev->addr, p->addr) == 0)))
 			return;
+		if (p->step == STEP_RESCAN && !ev->u.found.serial[0]) {
+			/* Reported at once, without an advertisement: the
+			 * recovery works. Connecting waits for the pen to
+			 * advertise again (its bluetoothd restarted too). */
+			say("bonded pen reported without a scan");
+			p->bonded_found = true;
+			return;
+		}
 		if (p->step == STEP_SCANNING || p->step == STEP_RESCAN) {
 			snprintf(p->addr, sizeof(p->addr), "%s", ev->addr);
 			do_connect(p);
@@ -434,6 +485,12 @@ static void on_event(const struct transport_event *ev, void *ud)
 
 static void after_cp(struct probe *p)
 {
+	if (p->power_cycle) {
+		say("powering %s off", p->adapter);
+		p->step = STEP_KILLED;
+		set_powered(p, false);
+		return;
+	}
 	if (!p->bluetoothd) {
 		finish(p, 0, "discover, pair, connect, read, notify, indicate");
 		return;
@@ -443,9 +500,9 @@ static void after_cp(struct probe *p)
 		finish(p, 1, "bluetoothd not found in /proc");
 		return;
 	}
-	say("stopping bluetoothd pid %d (SIGTERM)", (int)p->btd_pid);
+	say("killing bluetoothd pid %d (SIGKILL)", (int)p->btd_pid);
 	p->step = STEP_KILLED;
-	kill(p->btd_pid, SIGTERM);
+	kill(p->btd_pid, SIGKILL);
 }
 
 static void on_notice(const struct transport_bluez_notice *n, void *ud)
@@ -477,6 +534,7 @@ static void on_notice(const struct transport_bluez_notice *n, void *ud)
 		break;
 	case TRANSPORT_BLUEZ_NOTICE_ADAPTER_POWER:
 		p->adapter_on = strcmp(n->detail, "on") == 0;
+		p->adapter_off = !p->adapter_on;
 		break;
 	case TRANSPORT_BLUEZ_NOTICE_DISCOVERING:
 		p->discovering = strcmp(n->detail, "on") == 0;
@@ -548,7 +606,15 @@ static int tick(sd_event_source *s, uint64_t usec, void *ud)
 		}
 		break;
 	case STEP_KILLED:
-		if (p->lost_event && p->bluez_gone) {
+		if (p->power_cycle && p->lost_event && p->adapter_off) {
+			say("link loss and adapter off reported; powering %s on", p->adapter);
+			p->second_round = true;
+			p->step = STEP_RESCAN;
+			(void)transport_scan_start(p->t);
+			set_powered(p, true);
+			break;
+		}
+		if (!p->power_cycle && p->lost_event && p->bluez_gone) {
 			char log[600];
 			const char *argv[] = { p->bluetoothd, "-n", "-d", NULL };
 
@@ -587,6 +653,7 @@ int main(int argc, char **argv)
 		{ "serial", required_argument, NULL, 's' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "restart", required_argument, NULL, 'r' },
+		{ "power-cycle", no_argument, NULL, 'c' },
 		{ 0 },
 	};
 	struct probe p = { .serial = "SIMBZ1", .pen_adapter = "hci0", .logdir = "/tmp", .rc = 1 };
@@ -602,6 +669,7 @@ int main(int argc, char **argv)
 		case 's': p.serial = optarg; break;
 		case 'l': p.logdir = optarg; break;
 		case 'r': p.bluetoothd = optarg; break;
+		case 'c': p.power_cycle = true; break;
 		default: return 2;
 		}
 	}
@@ -610,6 +678,7 @@ int main(int argc, char **argv)
 				"[--serial S] [--log DIR] [--restart BLUETOOTHD]\n", argv[0]);
 		return 2;
 	}
+	p.adapter = cfg.adapter;
 	snprintf(p.pen_log, sizeof(p.pen_log), "%s/pen-%s.log", p.logdir, p.serial);
 	unlink(p.pen_log);
 	signal(SIGPIPE, SIG_IGN);
