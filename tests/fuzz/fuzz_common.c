@@ -433,6 +433,11 @@ static void check_record_fields(const struct nl_record *r)
 		FUZZ_CHECK(nl_limit_event_name(r->u.limit.event) != NULL);
 		FUZZ_CHECK(nl_limit_origin_name(r->u.limit.origin) != NULL);
 		FUZZ_CHECK(nl_lock_reason_name(r->u.limit.reason) != NULL);
+		/* A reason only on LOCK, UNLOCK and OVERRIDE (record.h). */
+		if (r->u.limit.event != NL_LIMIT_EVENT_LOCK &&
+		    r->u.limit.event != NL_LIMIT_EVENT_UNLOCK &&
+		    r->u.limit.event != NL_LIMIT_EVENT_OVERRIDE)
+			FUZZ_CHECK(r->u.limit.reason == NL_LOCK_REASON_NONE);
 		check_zone_or_none(r->u.limit.zone);
 		break;
 	case NL_RECORD_FAULT:

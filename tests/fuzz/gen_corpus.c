@@ -448,6 +448,13 @@ static void gen_record(void)
 		if (i == 1 || i == 7)
 			put_variants("record", name + 6, buf, n);
 	}
+	/* OVERRIDE carries the reason of the UNLOCK that wrote it. */
+	r = rec[4];
+	r.u.limit.event = NL_LIMIT_EVENT_OVERRIDE;
+	r.u.limit.reason = NL_LOCK_REASON_OPERATOR;
+	n = check_len("r", nl_record_encode(&r, buf, sizeof(buf)));
+	check_ok("valid-9-limit-override", nl_record_decode(buf, n, &r));
+	put("record", "valid-9-limit-override", buf, n);
 	n = check_len("r", nl_record_encode(&rec[0], buf, sizeof(buf)));
 	buf[0] = NL_RECORD_TYPE_END;
 	fix_crc(buf, n);
