@@ -79,7 +79,7 @@ struct probe {
 	char addr[TRANSPORT_ADDR_MAX];
 	bool agent_ok, adapter_on, discovering, passkey_wanted, passkey_sent;
 	bool connected_event, cp_response, bonded_found, power_cycle, adapter_off, lost_event, bluez_gone, bluez_back, second_round;
-	unsigned scan_ticks, pair_requests;
+	unsigned scan_ticks, pair_requests, reconnect_tries;
 	uint16_t h_feature, h_live, h_cp, mtu;
 	int rc;
 };
@@ -342,10 +342,33 @@ static void mtu_cb(int err, uint16_t mtu, void *ud)
 		finish(p, 1, "discover not started");
 }
 
+static int retry_connect_cb(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct probe *p = ud;
+
+	/* A floating one-shot source: the loop owns and frees it. */
+	do_connect(p);
+	return 0;
+}
+
 static void connect_cb(int err, uint8_t att, void *ud)
 {
 	struct probe *p = ud;
 
+	/* Right after bluetoothd restarts, the pen (whose bluetoothd is the
+	 * same one) may not be advertising its re-registered application
+	 * yet, and the first connection can drop: retry a link loss as the
+	 * pen manager's backoff would, a bounded number of times. */
+	if (err < 0 && p->second_round && transport_err_class(err) == TRANSPORT_ERR_LINK_LOSS &&
+	    p->reconnect_tries < 5) {
+		p->reconnect_tries++;
+		say("reconnect attempt %u failed: %s; again in 1 s", p->reconnect_tries,
+		    strerror(-err));
+		if (sd_event_add_time_relative(p->ev, NULL, CLOCK_MONOTONIC, 1000000, 0,
+					       retry_connect_cb, p) < 0)
+			finish(p, 1, "cannot arm the reconnect timer");
+		return;
+	}
 	if (err < 0) {
 		char why[128];
 
