@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "daemon-internal.h"
 #include "daemon.h"
 #include "journal.h"
 #include "log.h"
@@ -26,56 +27,9 @@
 #include "needlelink/cp.h"
 #include "needlelink/record.h"
 
-#define LIMIT_EVENTS_MAX 64
-#define TOPIC_MAX 512
 #define OUTBOX_KEEP_MS (3600LL * 1000) /* sent outbox rows kept one hour */
 
-/* What the daemon remembers of one pen beyond the pen manager's snapshot:
- * availability and the context of the open session for its summary. */
-struct dpen {
-	struct dpen *next;
-	char serial[NL_SERIAL_MAX + 1];
-	bool online;
-	int64_t since_ms;
-	int64_t last_seen_ms;
-	uint32_t alerts;
-	bool has_start, has_cartridge;
-	struct nl_record start;
-	struct nl_rec_cartridge cartridge;
-	size_t n_limits;
-	struct nl_record limits[LIMIT_EVENTS_MAX];
-	bool state_dirty;      /* snapshot changed since the last state publish */
-	bool limits_published; /* last_limits went out on this connection */
-	struct nl_active_limits last_limits;
-};
 
-struct daemon {
-	sd_event *e;
-	const struct config *cfg;
-	const struct daemon_options *opts;
-	struct journal *j;
-	struct mqtt *m;
-	struct transport *t;
-	struct penmgr *pm;
-	sd_event_source *health_timer, *exit_timer;
-	sd_event_source *state_timer; /* coalesces pen state publishes */
-	const char *gw_id, *base;
-	int64_t started_ms;
-	uint32_t gw_alerts;
-	bool stopping;
-	int exit_code;
-	struct dpen *pens;
-	const char **allow; /* NULL-terminated, for the pen manager */
-	/* --stats: microseconds from a record's arrival to its commit callback
-	 * (the outbox drain then publishes it; see lat_pub). */
-	uint32_t *lat;
-	size_t n_lat, cap_lat;
-	/* --stats: microseconds from a record's arrival (its last notification
-	 * was read) to its outbox row being handed to Paho (PUBLISH queued). */
-	struct pub_probe *probe; /* PROBE_SLOTS, indexed by outbox id */
-	uint32_t *lat_pub;
-	size_t n_lat_pub, cap_lat_pub;
-};
 
 #define PROBE_SLOTS 8192u /* power of two; more unpublished records are not sampled */
 
@@ -100,21 +54,10 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* A request waiting for the pen's control-point answer. */
-struct pending_req {
-	struct daemon *d;
-	char serial[NL_SERIAL_MAX + 1];
-	char name[32];
-	char topic[TOPIC_MAX];
-	char *response_topic;
-	void *correlation;
-	size_t correlation_len;
-	struct nl_payload_request req;
-};
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static struct dpen *dpen_get(struct daemon *d, const char *serial)
+struct dpen *dpen_get(struct daemon *d, const char *serial)
 {
 	struct dpen *p;
 
@@ -131,7 +74,7 @@ static struct dpen *dpen_get(struct daemon *d, const char *serial)
 	return p;
 }
 
-static int pen_topic(const struct daemon *d, const char *serial, const char *leaf, char *buf,
+int pen_topic(const struct daemon *d, const char *serial, const char *leaf, char *buf,
 		     size_t size)
 {
 	int n = snprintf(buf, size, "%s/pens/%s/%s", d->base, serial, leaf);
@@ -148,7 +91,7 @@ static int gw_topic(const struct daemon *d, const char *leaf, char *buf, size_t 
 
 /* Publishes a payload directly (retained state, live): dropped when the
  * broker is away, since every connect republishes the retained state. */
-static void publish_json(struct daemon *d, const char *topic, cJSON *json, int qos, bool retain)
+void publish_json(struct daemon *d, const char *topic, cJSON *json, int qos, bool retain)
 {
 	char *text;
 	int r;
@@ -173,7 +116,7 @@ static void publish_json(struct daemon *d, const char *topic, cJSON *json, int q
 	free(text);
 }
 
-static void kick_cb(int result, void *userdata)
+void kick_cb(int result, void *userdata)
 {
 	struct daemon *d = userdata;
 
@@ -184,7 +127,7 @@ static void kick_cb(int result, void *userdata)
 }
 
 /* Adds a JSON payload to the outbox (in the open batch). */
-static int outbox_json(struct daemon *d, const char *topic, cJSON *json, int64_t *ret_id)
+int outbox_json(struct daemon *d, const char *topic, cJSON *json, int64_t *ret_id)
 {
 	char *text = nl_payload_print(json);
 	int r;
@@ -199,21 +142,9 @@ static int outbox_json(struct daemon *d, const char *topic, cJSON *json, int64_t
 
 /* ---- alerts -------------------------------------------------------------- */
 
-struct alert_in {
-	const char *rule;
-	enum nl_payload_severity severity;
-	enum nl_payload_action action;
-	enum nl_payload_unit unit;
-	int64_t measured, threshold;
-	unsigned zone;
-	uint32_t session_id;
-	const char *record_id;
-	const char *alert_id; /* NULL: generated */
-	const char *message;
-};
 
 /* Journals an alert for the outbox and asks for a commit (then a kick). */
-static void raise_alert(struct daemon *d, const char *serial, const struct alert_in *in)
+void raise_alert(struct daemon *d, const char *serial, const struct alert_in *in)
 {
 	char topic[TOPIC_MAX], idbuf[128];
 	cJSON *json;
@@ -230,7 +161,7 @@ static void raise_alert(struct daemon *d, const char *serial, const struct alert
 				     .rule = in->rule,
 				     .severity = in->severity,
 				     .action = in->action,
-				     .result = NL_PAYLOAD_RESULT_APPLIED,
+				     .result = in->result,
 				     .unit = in->unit,
 				     .measured = in->measured,
 				     .threshold = in->threshold,
@@ -354,7 +285,7 @@ static void publish_availability(struct daemon *d, struct dpen *p, const char *r
 	publish_json(d, topic, json, 1, true);
 }
 
-static cJSON *pen_state_json(const struct penmgr_snapshot *s)
+cJSON *pen_state_json(const struct penmgr_snapshot *s)
 {
 	cJSON *json;
 
@@ -376,7 +307,7 @@ static cJSON *pen_state_json(const struct penmgr_snapshot *s)
 }
 
 /* force: on (re)connect, every retained topic again. */
-static void publish_pen_state(struct daemon *d, const char *serial, bool force)
+void publish_pen_state(struct daemon *d, const char *serial, bool force)
 {
 	struct penmgr_snapshot s;
 	struct dpen *p = dpen_get(d, serial);
@@ -759,6 +690,7 @@ static int pm_record(void *user_data, const char *serial, const struct nl_record
 		session_context(p, rec);
 		if (rec->hdr.type == NL_RECORD_LIMIT)
 			limit_record_alert(d, serial, rec, record_id);
+		dlimits_record(d, serial, rec, record_id);
 		if (rec->hdr.type == NL_RECORD_SESSION_END) {
 			cJSON *json;
 			int64_t sid = journal_outbox_next_id(d->j);
@@ -879,6 +811,7 @@ static void pm_event(void *user_data, const struct penmgr_event *ev)
 			p->since_ms = journal_now_ms();
 			publish_availability(d, p, "disconnected");
 		}
+		dlimits_link(d, ev->serial, ev->u.state.from, ev->u.state.to);
 		if (ev->u.state.to == PENMGR_STATE_READY) {
 			struct penmgr_snapshot s;
 
@@ -902,6 +835,7 @@ static void pm_event(void *user_data, const struct penmgr_event *ev)
 		arm_state_timer(d);
 		break;
 	case PENMGR_EVENT_LIVE:
+		dlimits_live(d, ev->serial, ev->u.live);
 		if (pen_topic(d, ev->serial, "live", topic, sizeof(topic)) == 0 &&
 		    nl_payload_live(ev->serial, journal_now_ms(), ev->u.live, &json) == 0)
 			publish_json(d, topic, json, 0, false);
@@ -924,7 +858,7 @@ static void pm_event(void *user_data, const struct penmgr_event *ev)
 
 /* ---- requests ------------------------------------------------------------- */
 
-static void pending_req_free(void *userdata)
+void pending_req_free(void *userdata)
 {
 	struct pending_req *pr = userdata;
 
@@ -935,7 +869,7 @@ static void pending_req_free(void *userdata)
 	free(pr);
 }
 
-static void reply(struct daemon *d, const struct pending_req *pr, const struct nl_payload_response *resp)
+void reply(struct daemon *d, const struct pending_req *pr, const struct nl_payload_response *resp)
 {
 	struct mqtt_request req = {
 		.topic = pr->topic,
@@ -964,7 +898,7 @@ static void reply(struct daemon *d, const struct pending_req *pr, const struct n
 	free(text);
 }
 
-static void reply_failed(struct daemon *d, const struct pending_req *pr, const char *code,
+void reply_failed(struct daemon *d, const struct pending_req *pr, const char *code,
 			 const char *step, const char *message)
 {
 	reply(d, pr, &(struct nl_payload_response){ .serial = pr->serial,
@@ -979,7 +913,7 @@ static void reply_failed(struct daemon *d, const struct pending_req *pr, const c
 		       message);
 }
 
-static void reply_ok(struct daemon *d, const struct pending_req *pr, cJSON *result)
+void reply_ok(struct daemon *d, const struct pending_req *pr, cJSON *result)
 {
 	reply(d, pr, &(struct nl_payload_response){ .serial = pr->serial,
 						    .op = pr->name,
@@ -1102,11 +1036,8 @@ static void on_request(struct mqtt *m, const struct mqtt_request *in, void *user
 	}
 	log_pen_info(pr->serial, "request %s (%s)", pr->name, pr->req.transaction);
 
-	if (pr->req.op == NL_PAYLOAD_OP_AUTHORISE) {
-		reply_failed(d, pr, "not_implemented", "evaluate",
-			     "authorise is not implemented yet: it comes with the limits engine");
-		goto out;
-	}
+	if (dlimits_request(d, pr) || dpair_request(d, pr))
+		return;
 	if (!config_pen_allowed(d->cfg, pr->serial) ||
 	    penmgr_get_snapshot(d->pm, pr->serial, &s) < 0 || s.state != PENMGR_STATE_READY) {
 		reply_failed(d, pr, "pen_offline", "connect", "the pen is not connected");
@@ -1337,6 +1268,12 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 		goto out;
 	}
 	mqtt_set_request_handler(d.m, on_request, &d);
+	r = dlimits_new(&d);
+	if (r < 0)
+		goto out;
+	r = dpair_new(&d);
+	if (r < 0)
+		goto out;
 	mqtt_set_connected_handler(d.m, on_mqtt_connected, &d);
 
 	{
@@ -1401,8 +1338,10 @@ out:
 	sd_event_source_unref(d.health_timer);
 	sd_event_source_unref(d.exit_timer);
 	sd_event_source_unref(d.state_timer);
-	penmgr_free(d.pm);
+	penmgr_free(d.pm); /* pending CP callbacks run (-ECANCELED) */
 	d.pm = NULL;
+	dpair_free(&d);
+	dlimits_free(&d);
 	mqtt_free(d.m);
 	d.m = NULL; /* journal_close() runs commit callbacks that kick */
 	journal_close(d.j);
