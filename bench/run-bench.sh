@@ -6,15 +6,22 @@
 #   publisher sending as many messages of the same size; and the ratio.
 #
 # Usage: bench/run-bench.sh BUILD_DIR [PENS=8] [RATE=250] [SECONDS=20]
+#        BENCH_MODE=catchup bench/run-bench.sh BUILD_DIR [PENS=8] [-] [SECONDS=20]
+# BENCH_MODE=catchup measures throughput rather than latency at a set rate:
+# the pens first record offline (no radio, fast time) until their stores
+# are nearly full (about 3,600 records each), as after a day out of range;
+# then they come into range and the gateway collects everything by RACP as
+# fast as it can (RATE is ignored; the pens stream at time factor 1).
 # The pens run from a scenario with a 4096-record store (the most the
 # simulator takes) and their flash on tmpfs, so what is measured is the
 # gateway, not the pens' own flash syncs or a 256-record store filling up.
 # A simulated pen streams at most 16 record segments per 20 ms tick, so
 # more PENS is the way to offer more than ~800 records/s per pen.
 # Figures:
-#   fsync floor 4 KiB write + fdatasync on the journal's disk: every commit
-#               (synchronous=FULL) waits for at least one, so no record can
-#               be acknowledged or published sooner
+#   fsync floor 4 KiB write + fdatasync on the journal's disk: a record is
+#               acknowledged to its pen only after such a sync of the WAL
+#               (made off the loop by the journal's syncer thread); it may be
+#               published before (see docs/mqtt-api.md, delivery)
 #   delivered   unique records the subscriber got, and records/s over the
 #               window from the first to the last one
 #   e2e latency subscriber receive time minus the record's received_at
@@ -22,12 +29,15 @@
 #               commit -> PUBLISH -> broker -> subscriber
 #   gateway     needlelinkd --stats: gateway-added latency from a record's
 #               arrival (its last notification read) to its PUBLISH handed to
-#               Paho, and to its commit callback, percentiles in us; journal
-#               commits (writes per commit, time the loop spent in them); CPU
-#               time per record, peak and final RSS
+#               Paho, and to its commit callback (durable), percentiles in us;
+#               journal commits (writes per commit, time the loop spent in
+#               them), WAL syncs and checkpoints (off the loop), outbox
+#               publishes made before their commit; CPU time per record, peak
+#               and final RSS
 #   paho        a plain Paho QoS 1 publisher, same count and size, same broker
 # Environment: BENCH_KEEP=1 keeps the scratch directory; BENCH_LOG_LEVEL sets
-# the gateway's log level; BENCH_ATTACH attaches a profiler (below).
+# the gateway's log level; BENCH_CONFIG a config file for the gateway (e.g.
+# another [mqtt] max_inflight); BENCH_ATTACH attaches a profiler (below).
 # Needs python3 for the arithmetic.
 set -euo pipefail
 
@@ -79,7 +89,12 @@ json.dump({"name": "bench", "pen": {"serial": "BENCH", "kind": "motorised", "liv
            "cartridges": {"c": {"uid": "auto", "lot": "BENCH"}},
            "loop": True, "loop_pause_s": 0.05, "timeline": t}, open(sys.argv[1], "w"))
 EOF
-factor=$(python3 -c "print(max(1, $rate / 10))")
+mode=${BENCH_MODE:-rate}
+case "$mode" in
+rate) factor=$(python3 -c "print(max(1, $rate / 10))") ;;
+catchup) factor=1 ;;
+*) echo "bench: BENCH_MODE: rate or catchup" >&2; exit 2 ;;
+esac
 
 mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t 'needlelink/pens/+/records' -F '%U %p' >"$tmp/sub.log" &
 pids+=($!)
@@ -89,7 +104,13 @@ pids+=($!)
 state=$tmp/state
 [ -d /dev/shm ] && [ -w /dev/shm ] && state=$(mktemp -d /dev/shm/nl-bench-state.XXXXXX)
 mkdir -p "$tmp/radio" "$state"
-"$gwd" --config /dev/null --id bench --host 127.0.0.1 --port "$port" --journal "$tmp/journal.db" \
+if [ "$mode" = catchup ]; then
+	# Offline first: scenario time runs 1000x, the stores fill (the pens
+	# then refuse new passes: store full), nothing is sent.
+	"$sim" -s "$tmp/bench.json" -n "$pens" -t 1000 --no-radio --state-dir "$state" --wipe -q \
+		-d 3600 2>"$tmp/sim-offline.log"
+fi
+"$gwd" --config "${BENCH_CONFIG:-/dev/null}" --id bench --host 127.0.0.1 --port "$port" --journal "$tmp/journal.db" \
 	--allow '*' --sim-dir "$tmp/radio" --max-connections "$pens" --log-level "${BENCH_LOG_LEVEL:-notice}" --stats \
 	2>"$tmp/gw.log" &
 gw=$!
@@ -100,12 +121,23 @@ if [ -n "${BENCH_ATTACH:-}" ]; then
 	${BENCH_ATTACH//\{\}/$gw} 2>"$tmp/attach.log" &
 	pids+=($!)
 fi
+wipe=--wipe tick=
+[ "$mode" = catchup ] && wipe=
+# BENCH_TICK_MS: the pens' tick (needlelink-sim --tick-ms; default 20): a
+# pen streams at most 16 record segments per tick. Shorter ticks offer more,
+# until the gateway reads too slowly and the simulated radio drops the link
+# (its transmit queue overflows, LRADIO_REASON_OVERFLOW).
+[ -n "${BENCH_TICK_MS:-}" ] && tick="--tick-ms $BENCH_TICK_MS"
 "$sim" -s "$tmp/bench.json" -n "$pens" -t "$factor" --radio-dir "$tmp/radio" \
-	--state-dir "$state" --wipe -q -d "$(python3 -c "print($secs * $factor)")" \
+	--state-dir "$state" $wipe $tick -q -d "$(python3 -c "print($secs * $factor)")" \
 	2>"$tmp/sim.log" &
 simpid=$!
 pids+=($simpid)
-echo "bench: $pens pens x ~$rate records/s for ${secs}s (time factor $factor), broker port $port" >&2
+if [ "$mode" = catchup ]; then
+	echo "bench: $pens pens catching up their stores for ${secs}s, broker port $port" >&2
+else
+	echo "bench: $pens pens x ~$rate records/s for ${secs}s (time factor $factor), broker port $port" >&2
+fi
 wait "$simpid" || true
 sleep 2 # let the last commits drain to the subscriber
 rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$gw/status")
@@ -153,6 +185,13 @@ m = re.search(r"stats: journal (\d+) commits, (\d+) writes, commit us mean (\d+)
 if m:
     print("journal: %s commits, %.1f writes per commit, commit (loop blocked) us mean %s max %s, %.2f s in all"
           % (m.group(1), int(m.group(2)) / max(1, int(m.group(1))), m.group(3), m.group(4), int(m.group(5)) / 1e6))
+m = re.search(r"stats: journal (\d+) syncs, sync us mean (\d+) max (\d+), (\d+) checkpoints, (\d+) us", log)
+if m:
+    print("journal: %s WAL syncs off the loop, us mean %s max %s; %s checkpoints off the loop, %.2f s"
+          % (m.group(1), m.group(2), m.group(3), m.group(4), int(m.group(5)) / 1e6))
+m = re.search(r"stats: mqtt (\d+) outbox publishes, (\d+) before their commit", log)
+if m:
+    print("mqtt: %s outbox publishes, %s of them before their commit" % (m.group(1), m.group(2)))
 if c:
     cpu = float(c.group(1)) + float(c.group(2))
     print("gateway cpu: %.2f s total, %.1f us per record; rss peak %d kB, at end %d kB"

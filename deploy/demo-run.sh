@@ -9,11 +9,11 @@
 #              DEMO_LIVE_EVERY (default 20: show every 20th live sample per pen),
 #              DEMO_KEEP=1 keeps the temporary directory (logs, journal).
 #
-# The demo pens' scenarios wait for a gateway to authorise a session. Session
-# authorisation through MQTT comes with the limits engine (a later issue; the
-# gateway answers "authorise" with not_implemented for now), so the demo uses
-# copies of the scenarios in which, after a short wait, the pen's service port
-# authorises the session: the treatments then run and loop.
+# The demo pens' scenarios wait for a gateway to authorise each session. A
+# "front desk" loop plays the clinic: whenever a pen reports itself idle on
+# MQTT, it authorises a session for a new patient pseudonym with
+# `needlelinkctl authorise` (DEMO-PEN-2 by a nurse, so the gateway caps its
+# cheeks at 1.0 mm and the pen clamps the 1.25 mm the scenario asks for).
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -87,14 +87,7 @@ done
 (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || {
 	echo "demo: mosquitto did not start:" >&2; cat "$tmp/mosquitto.log" >&2; exit 1; }
 
-# Scenario copies: a short wait for a gateway, then the service port
-# authorises (see the comment at the top). Unchanged if the files differ.
-mkdir -p "$tmp/scenarios" "$tmp/radio" "$tmp/state"
-authorise='{ "do": "wait_armed", "timeout_s": 3 }, { "do": "authorise", "lifetime_s": 3600, "limits": { "lifetime_s": 3600, "depth_cap_mm": 1.5, "needle_on_warn_s": 1500, "needle_on_lock_s": 2400, "pass_warn": 3, "pass_lock": 5, "zones": { "forehead": { "cap_mm": 0.75 }, "cheeks": { "cap_mm": 1.0 }, "chin": { "cap_mm": 1.5 } } } },'
-for s in demo-clinic demo-flaky; do
-	sed "s/{ \"do\": \"wait_armed\", \"timeout_s\": 3600 },/$authorise/" \
-		"$top/firmware-sim/scenarios/$s.json" >"$tmp/scenarios/$s.json"
-done
+mkdir -p "$tmp/radio" "$tmp/state"
 
 cat >"$tmp/needlelinkd.conf" <<EOF
 [gateway]
@@ -122,17 +115,45 @@ start_pen() { # scenario serial
 		--state-dir "$tmp/state" --wipe -q 2>>"$tmp/sim-$2.log" &
 	pids=($! "${pids[@]}")
 }
-start_pen "$tmp/scenarios/demo-clinic.json" DEMO-PEN-1
-start_pen "$tmp/scenarios/demo-clinic.json" DEMO-PEN-2
-start_pen "$tmp/scenarios/demo-flaky.json" DEMO-FLAKY
+start_pen "$top/firmware-sim/scenarios/demo-clinic.json" DEMO-PEN-1
+start_pen "$top/firmware-sim/scenarios/demo-clinic.json" DEMO-PEN-2
+start_pen "$top/firmware-sim/scenarios/demo-flaky.json" DEMO-FLAKY
 
 "$gwd" --config "$tmp/needlelinkd.conf" --health-interval 10 2>>"$tmp/needlelinkd.log" &
+pids=($! "${pids[@]}")
+
+# The front desk: authorise a session whenever a pen is idle with a new
+# cartridge (retained pen state), each time for a new patient pseudonym. Every call has a timeout.
+front_desk() {
+	local n=0 serial role state
+	while :; do
+		for serial in DEMO-PEN-1 DEMO-PEN-2 DEMO-FLAKY; do
+			state=$(mosquitto_sub -h 127.0.0.1 -p "$port" -C 1 -W 2 \
+				-t "needlelink/pens/$serial/state" 2>/dev/null || true)
+			# Idle, with a fresh cartridge attached.
+			case $state in *'"state":"idle"'*'"state":"new"'*) ;; *) continue ;; esac
+			n=$((n + 1))
+			role=physician
+			[ "$serial" = DEMO-PEN-2 ] && role=nurse
+			if "$ctl" --config "$tmp/needlelinkd.conf" authorise "$serial" \
+				--patient "demo-patient-$n" --operator "demo-$role" --role "$role" \
+				--skin-type III --zones forehead,cheeks,chin --timeout 20 \
+				>>"$tmp/front-desk.log" 2>&1; then
+				echo "demo: front desk: $serial authorised for demo-patient-$n ($role)" >&2
+			else
+				echo "demo: front desk: $serial not authorised (see $tmp/front-desk.log)" >&2
+			fi
+		done
+		sleep 2
+	done
+}
+front_desk &
 pids=($! "${pids[@]}")
 
 cat >&2 <<EOF
 demo: broker 127.0.0.1:$port, gateway demo-gw, pens DEMO-PEN-1, DEMO-PEN-2,
 demo: DEMO-FLAKY (a bad radio day), time x$factor. Logs in $tmp.
-demo: journal: $ctl --journal $tmp/journal.db sessions
+demo: journal: $ctl --journal $tmp/journal.db sessions (audit: ... audit)
 demo: Ctrl-C to stop.
 EOF
 wait

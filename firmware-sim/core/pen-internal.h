@@ -125,6 +125,7 @@ struct sim_pen {
 	bool racp_final_sent; /* the last response waits for its confirmation */
 
 	uint32_t records_written;
+	unsigned misbehave; /* enum sim_misbehave flags (fault injection) */
 };
 
 /* pen.c */

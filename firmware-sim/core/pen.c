@@ -502,7 +502,7 @@ static void apply_depth(struct sim_pen *p)
 	uint16_t cap = pen_cap(p);
 
 	if (p->cfg.kind == SIM_PEN_MOTORISED) {
-		bool clamp = p->depth_req > cap;
+		bool clamp = p->depth_req > cap && !(p->misbehave & SIM_MISBEHAVE_CAPS);
 
 		p->depth_set = clamp ? cap : p->depth_req;
 		if (clamp && (!p->clamped || p->clamp_logged_cap != cap)) {
@@ -864,7 +864,8 @@ int sim_pen_set_depth(struct sim_pen *p, uint16_t um)
 	pen_advance(p);
 	if (!p->powered)
 		return -EPERM;
-	if (um > p->cfg.depth_max_um && p->cfg.kind == SIM_PEN_MOTORISED)
+	if (um > p->cfg.depth_max_um && p->cfg.kind == SIM_PEN_MOTORISED &&
+	    !(p->misbehave & SIM_MISBEHAVE_CAPS))
 		um = p->cfg.depth_max_um; /* the motor's end stop */
 	if (um > NL_DEPTH_MAX_UM)
 		return -EINVAL;
@@ -918,7 +919,8 @@ int sim_pen_start_pass(struct sim_pen *p)
 		return r;
 	zone_pass_limits(p, &warn, &lock);
 	n = (uint16_t)(p->zones[p->zone].passes + 1);
-	if (p->session_id && lock && n > lock && !p->pass_lock_override[p->zone]) {
+	if (p->session_id && lock && n > lock && !p->pass_lock_override[p->zone] &&
+	    !(p->misbehave & SIM_MISBEHAVE_PASSES)) {
 		/* Zone lock: the pen state does not change, other zones stay usable. */
 		p->zone_locked[p->zone] = true;
 		p->limit_reached = true;
@@ -1195,6 +1197,14 @@ static enum nl_cp_result cp_clamp(struct sim_pen *p, uint8_t zone, uint16_t cap,
 		*ret_hash = p->hash;
 		return NL_CP_SUCCESS;
 	}
+	if (p->misbehave & SIM_MISBEHAVE_CLAMP) {
+		/* Fault injection: claim the derived set, keep the old one. */
+		if (nl_limit_set_hash(&s, ret_hash) < 0)
+			return NL_CP_FAILED;
+		pen_log(p, SIM_LOG_WARNING, "misbehaving: CLAMP zone %u to %u um answered, ignored",
+			zone, cap);
+		return NL_CP_SUCCESS;
+	}
 	if (!p->clamped_set) {
 		p->clamped_set = true;
 		p->base_source = p->limit_source;
@@ -1235,14 +1245,23 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 			return NL_CP_ABOVE_FACTORY;
 		if (nl_limit_set_hash(&req->u.limits, &h) < 0)
 			return NL_CP_INVALID_PARAMETER;
-		set_limits(p, NL_LIMIT_SOURCE_SESSION, &req->u.limits);
+		if (p->misbehave & SIM_MISBEHAVE_SET_LIMITS) {
+			struct nl_limit_set w = req->u.limits;
+
+			w.depth_cap_um = p->cfg.depth_max_um;
+			pen_log(p, SIM_LOG_WARNING, "misbehaving: SET_LIMITS stored with cap %u um",
+				w.depth_cap_um);
+			set_limits(p, NL_LIMIT_SOURCE_SESSION, &w);
+		} else {
+			set_limits(p, NL_LIMIT_SOURCE_SESSION, &req->u.limits);
+		}
 		p->deadline_ms = pen_now(p) + (uint64_t)req->u.limits.lifetime_s * 1000u;
 		p->clamped_set = false;
 		rec_limit(p, NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_NONE, 0,
 			  req->u.limits.depth_cap_um, 0);
 		nv_save(p);
 		apply_depth(p);
-		value = p->hash;
+		value = p->misbehave & SIM_MISBEHAVE_SET_LIMITS ? h : p->hash;
 		break;
 	case NL_CP_AUTHORISE:
 		if (p->limit_source != NL_LIMIT_SOURCE_SESSION ||
@@ -1278,6 +1297,10 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 	case NL_CP_LOCK:
 		if (req->u.reason < 1 || req->u.reason >= NL_LOCK_REASON_END)
 			return NL_CP_INVALID_PARAMETER;
+		if (p->misbehave & SIM_MISBEHAVE_LOCK) {
+			pen_log(p, SIM_LOG_WARNING, "misbehaving: LOCK answered, ignored");
+			break;
+		}
 		do_lock(p, req->u.reason, NL_LIMIT_ORIGIN_GATEWAY, 0, 0);
 		break;
 	case NL_CP_UNLOCK:
@@ -1329,6 +1352,19 @@ enum nl_cp_result pen_cp_execute(struct sim_pen *p, const struct nl_cp_req *req,
 	}
 	*ret_value = value;
 	return NL_CP_SUCCESS;
+}
+
+void sim_pen_set_misbehave(struct sim_pen *p, unsigned flags)
+{
+	p->misbehave = flags;
+	pen_log(p, flags ? SIM_LOG_WARNING : SIM_LOG_INFO,
+		"fault injection:%s%s%s%s%s%s", flags & SIM_MISBEHAVE_CAPS ? " ignores caps" : "",
+		flags & SIM_MISBEHAVE_CLAMP ? " ignores CLAMP" : "",
+		flags & SIM_MISBEHAVE_LOCK ? " ignores LOCK" : "",
+		flags & SIM_MISBEHAVE_PASSES ? " ignores pass locks" : "",
+		flags & SIM_MISBEHAVE_SET_LIMITS ? " stores other limits" : "",
+		flags ? "" : " off (correct firmware)");
+	apply_depth(p);
 }
 
 int sim_pen_service_cp(struct sim_pen *p, const struct nl_cp_req *req, uint32_t *ret_value)

@@ -27,6 +27,7 @@ struct app {
 	unsigned npens;
 	double duration_s; /* 0: until every timeline ends */
 	bool linger; /* keep running after every timeline ended */
+	uint64_t tick_us; /* wall time between pen ticks */
 	sd_event_source *timer;
 };
 
@@ -49,6 +50,9 @@ static void usage(FILE *f)
 	      "      --linger           keep the pens up after every timeline has ended,\n"
 	      "                         until --duration, SIGINT or SIGTERM (a central\n"
 	      "                         collects the records)\n"
+	      "      --tick-ms N        wall ms between pen ticks, 1..50 (default 20); a\n"
+	      "                         pen streams at most 16 RACP record segments per\n"
+	      "                         tick, so bench/run-bench.sh uses 1 to offer more\n"
 	      "      --serial S         serial of the (first) pen, overriding the scenario\n"
 	      "      --kind K           motorised or dial, overriding the scenario\n"
 	      "      --state-dir DIR    where each pen keeps its flash files SERIAL.flash0/1\n"
@@ -106,7 +110,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	if ((!a->linger && all_finished(a)) ||
 	    (a->duration_s > 0 && host_clock_now_ms(&a->clock) >= (uint64_t)(a->duration_s * 1000)))
 		return sd_event_exit(a->ev, 0);
-	return sd_event_source_set_time(s, usec + TICK_USEC);
+	return sd_event_source_set_time(s, usec + a->tick_us);
 }
 
 static int write_summary(const struct app *a, const char *path, const char *scenario)
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
 		{"radio", required_argument, NULL, 'B'},
 		{"adapter", required_argument, NULL, 'A'},
 		{"linger", no_argument, NULL, 'L'},
+		{"tick-ms", required_argument, NULL, 'T'},
 		{"summary", required_argument, NULL, 'O'},
 		{"validate", no_argument, NULL, 'V'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -194,6 +199,7 @@ int main(int argc, char **argv)
 	char *end;
 
 	memset(&a, 0, sizeof(a));
+	a.tick_us = TICK_USEC;
 	default_state_dir(state_dir, sizeof(state_dir));
 	while ((c = getopt_long(argc, argv, "s:n:t:d:vqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -272,6 +278,16 @@ int main(int argc, char **argv)
 		case 'L':
 			a.linger = true;
 			break;
+		case 'T': {
+			unsigned long ms = strtoul(optarg, &end, 10);
+
+			if (*end || ms < 1 || ms > 50) {
+				fprintf(stderr, "needlelink-sim: --tick-ms: 1..50 expected\n");
+				return 1;
+			}
+			a.tick_us = ms * 1000u;
+			break;
+		}
 		case 'O':
 			summary = optarg;
 			break;

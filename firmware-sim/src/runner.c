@@ -461,6 +461,9 @@ static void run_event(struct runner *r, const struct scn_event *e, uint64_t now)
 		if (i.last_seq)
 			service(r, &q, NULL);
 		break;
+	case SCN_MISBEHAVE:
+		sim_pen_set_misbehave(r->pen, (unsigned)e->num);
+		break;
 	case SCN_ACTION_COUNT:
 		break;
 	}

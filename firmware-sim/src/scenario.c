@@ -50,6 +50,7 @@ static const char *const action_names[SCN_ACTION_COUNT] = {
 	[SCN_AUTHORISE] = "authorise",
 	[SCN_STOP_SESSION] = "stop_session",
 	[SCN_ACK_ALL] = "ack_all",
+	[SCN_MISBEHAVE] = "misbehave",
 };
 
 /* Keys each action accepts besides at/after/do/comment. */
@@ -72,6 +73,7 @@ static const char *const action_keys[SCN_ACTION_COUNT] = {
 	[SCN_WAIT_ARMED] = "timeout_s",
 	[SCN_WAIT_IDLE] = "timeout_s",
 	[SCN_AUTHORISE] = "session lifetime_s limits",
+	[SCN_MISBEHAVE] = "ignore",
 };
 
 static const char *const corrupt_names[SCN_CORRUPT_COUNT] = {
@@ -580,6 +582,27 @@ static int parse_event(struct pctx *c, unsigned idx, const cJSON *o, double *t_a
 			    false, &d);
 		e->lifetime_s = (uint32_t)d;
 		return r;
+	}
+	case SCN_MISBEHAVE: {
+		static const char *const names[] = { "caps", "clamp", "lock", "passes",
+						     "set_limits" };
+		const cJSON *ig = cJSON_GetObjectItemCaseSensitive(o, "ignore"), *it;
+
+		if (!cJSON_IsArray(ig))
+			return fail(c, where,
+				    "\"ignore\" is required: a list of caps, clamp, lock, passes, "
+				    "set_limits ([] restores the correct firmware)");
+		cJSON_ArrayForEach(it, ig)
+		{
+			for (a = 0; a < 5; a++)
+				if (cJSON_IsString(it) && strcmp(it->valuestring, names[a]) == 0)
+					break;
+			if (a == 5)
+				return fail(c, where, "ignore: unknown item (caps, clamp, lock, "
+						      "passes, set_limits)");
+			e->num |= (int32_t)(1u << a);
+		}
+		return 0;
 	}
 	case SCN_POWER_ON:
 	case SCN_POWER_OFF:

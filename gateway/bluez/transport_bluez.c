@@ -97,6 +97,16 @@ struct bz_seen {
 	char addr[TRANSPORT_ADDR_MAX];
 };
 
+/* The local name a device advertised while not connected: its serial.
+ * BlueZ's Device1.Name also takes the GAP Device Name read once connected,
+ * which need not be the serial (a pen on a stock BlueZ peripheral shows the
+ * host's name); so the advertised one is kept, per device object. */
+struct bz_advname {
+	struct bz_advname *next;
+	char path[TRANSPORT_ADDR_MAX];
+	char serial[TRANSPORT_SERIAL_MAX];
+};
+
 struct bz_agent_req {
 	struct bz_agent_req *next;
 	struct bz *bz;
@@ -140,6 +150,9 @@ struct bz {
 	bool just_works;
 	transport_bluez_notice_fn notice_fn;
 	void *notice_data;
+	transport_bluez_gate_fn gate_fn;
+	void *gate_data;
+	struct bz_advname *advnames;
 };
 
 static struct bz *instances;
@@ -181,6 +194,38 @@ static const char *dev_serial(const struct bz_obj *d)
 	if (d && d->name && d->name[0])
 		return d->name;
 	return "";
+}
+
+static bool is_bonded(const struct bz_obj *d);
+
+/* The serial a device advertised (see struct bz_advname), learnt from its
+ * name while it advertises unconnected; else its name as BlueZ has it. */
+static const char *adv_serial(struct bz *bz, const struct bz_obj *d)
+{
+	struct bz_advname *a;
+
+	for (a = bz->advnames; a; a = a->next)
+		if (strcmp(a->path, d->path) == 0)
+			break;
+	if (d->has_rssi && !d->connected && d->name && d->name[0] &&
+	    strlen(d->name) < TRANSPORT_SERIAL_MAX && strlen(d->path) < TRANSPORT_ADDR_MAX) {
+		if (!a && (a = calloc(1, sizeof(*a)))) {
+			snprintf(a->path, sizeof(a->path), "%s", d->path);
+			a->next = bz->advnames;
+			bz->advnames = a;
+		}
+		if (a)
+			snprintf(a->serial, sizeof(a->serial), "%s", d->name);
+	}
+	return a ? a->serial : dev_serial(d);
+}
+
+/* The owner's identity gate: true when the device may be used. */
+static bool gate_ok(struct bz *bz, const struct bz_obj *d, bool bonded)
+{
+	if (!bz->gate_fn)
+		return true;
+	return bz->gate_fn(adv_serial(bz, d), d->address, bonded, bz->gate_data) == 0;
 }
 
 static DBusMessage *bz_method(const char *path, const char *iface, const char *member)
@@ -443,11 +488,13 @@ static void emit_found(struct bz *bz, const struct bz_obj *d)
 	/* The serial is the advertised local name; a bonded pen reported
 	 * without an advertisement may carry a stale GAP name: none then (the
 	 * pen manager reads the serial from Device Information). */
-	ev.u.found.serial = d->has_rssi ? dev_serial(d) : "";
+	ev.u.found.serial = d->has_rssi ? adv_serial(bz, d) : "";
 	ev.u.found.name = d->alias ? d->alias : dev_serial(d);
 	ev.u.found.rssi = d->has_rssi ? d->rssi : TRANSPORT_RSSI_UNKNOWN;
 	ev.u.found.n_uuids = n;
 	ev.u.found.uuids = uuids;
+	if (!gate_ok(bz, d, is_bonded(d)))
+		return;
 	if (!seen_has(bz, d->path)) {
 		struct bz_seen *s = calloc(1, sizeof(*s));
 
@@ -1038,6 +1085,10 @@ static void connect_step(struct bz_link *l)
 	}
 	switch (l->state) {
 	case BZ_LINK_PAIRING:
+		if (!gate_ok(bz, d, is_bonded(d))) {
+			link_fail(l, -EACCES);
+			return;
+		}
 		if (!d->paired) {
 			q->call = bz_send(bz, bz_method(l->addr, BZ_IFACE_DEVICE, "Pair"),
 					  TRANSPORT_BLUEZ_PAIR_TIMEOUT_MS, pair_reply, q);
@@ -1100,8 +1151,8 @@ static void check_resolve(struct bz_link *l)
 	for (size_t i = 0; i < sizeof(nl_chr_uuids) / sizeof(nl_chr_uuids[0]); i++)
 		if (!chr_present(bz, l->addr, nl_chr_uuids[i]))
 			return;
-	if (!is_bonded(d)) {
-		/* Only bonded pens are used. */
+	if (!is_bonded(d) || !gate_ok(bz, d, true)) {
+		/* Only bonded pens are used, and only under their bonded identity. */
 		link_fail(l, -EACCES);
 		return;
 	}
@@ -1985,6 +2036,12 @@ static void bz_deinit(void *priv)
 		dbus_connection_flush(nl_dbus_connection(bz->bus));
 	bus_close(bz);
 	bz_cache_clear(&bz->cache);
+	while (bz->advnames) {
+		struct bz_advname *a = bz->advnames;
+
+		bz->advnames = a->next;
+		free(a);
+	}
 	bz->retry = sd_event_source_disable_unref(bz->retry);
 	bz->reopen = sd_event_source_disable_unref(bz->reopen);
 	sd_event_unref(bz->ev);
@@ -2043,6 +2100,17 @@ static struct bz *bz_of(struct transport *t)
 		if (bz->t == t)
 			return bz;
 	return NULL;
+}
+
+int transport_bluez_set_gate(struct transport *t, transport_bluez_gate_fn fn, void *user_data)
+{
+	struct bz *bz = t ? bz_of(t) : NULL;
+
+	if (!bz)
+		return -EINVAL;
+	bz->gate_fn = fn;
+	bz->gate_data = user_data;
+	return 0;
 }
 
 int transport_bluez_set_notice(struct transport *t, transport_bluez_notice_fn fn, void *user_data)

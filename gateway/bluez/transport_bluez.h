@@ -76,7 +76,21 @@ struct transport_bluez_notice {
 typedef void (*transport_bluez_notice_fn)(const struct transport_bluez_notice *n,
 					  void *user_data);
 
+/* Identity gate: asked before a pen's device is reported found, before it
+ * is paired or connected, and when its link is about to be reported
+ * connected (bonded is then true). serial: the local name the device last
+ * advertised while not connected (BlueZ's Name turns into the GAP Device
+ * Name once connected), else its name as BlueZ has it, "" when none; the
+ * same serial DEVICE_FOUND carries. address: Device1.Address,
+ * the identity address once bonded (BlueZ resolves private addresses with
+ * the IRK exchanged at bonding). Return 0 to let the device through, or
+ * -EPERM: it is then not reported found, not paired, and a link in progress
+ * fails with -EACCES. Called on the loop thread; must not block. */
+typedef int (*transport_bluez_gate_fn)(const char *serial, const char *address, bool bonded,
+				       void *user_data);
+
 /* t must be a "bluez" transport (else -EINVAL). */
+int transport_bluez_set_gate(struct transport *t, transport_bluez_gate_fn fn, void *user_data);
 int transport_bluez_set_notice(struct transport *t, transport_bluez_notice_fn fn,
 			       void *user_data);
 /* Pairing without passkey or comparison (RequestAuthorization, Just Works):

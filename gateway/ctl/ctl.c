@@ -16,6 +16,8 @@
 #include <sqlite3.h>
 
 #include "config.h"
+#include "ctl-limits.h"
+#include "ctl-pair.h"
 
 #ifndef NLGW_VERSION
 #define NLGW_VERSION "0.0.0"
@@ -24,7 +26,8 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: needlelinkctl [OPTION]... COMMAND [ARG]...\n"
-	      "Reads the needlelinkd journal (read-only; safe while the daemon runs).\n"
+	      "Reads the needlelinkd journal (read-only; safe while the daemon runs), and\n"
+	      "sends treatment-limits requests to needlelinkd over MQTT.\n"
 	      "\n"
 	      "Commands:\n"
 	      "  pens                      pens seen: model, firmware, store epoch, last\n"
@@ -40,6 +43,33 @@ static void usage(FILE *f)
 	      "  format [--live-every N]   reads \"TOPIC PAYLOAD\" lines (mosquitto_sub -v) on\n"
 	      "                            stdin and prints one readable line per message;\n"
 	      "                            with N > 1 only every Nth live message per pen\n"
+	      "  audit [--pen S] [--since TIME] [--format csv|json]\n"
+	      "                            the audit trail: authorisations, enforcement\n"
+	      "                            actions, unlocks, overrides, oldest first; TIME is\n"
+	      "                            YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.mmm]Z or an age\n"
+	      "                            (30d, 12h, 90m)\n"
+	      "\n"
+	      "Requests to the gateway over MQTT (broker from the configuration file):\n"
+	      "  authorise SERIAL --patient P --operator ID --role ROLE --skin-type I..VI\n"
+	      "            --zones ZONE[,ZONE]... [--contraindication C]... [--scar] [--body]\n"
+	      "            [--override-physician ID --override-reason TEXT]\n"
+	      "                            evaluate the clinic's rules for a planned session\n"
+	      "                            and, unless a rule blocks it, write the limits to\n"
+	      "                            the pen and authorise the session. ROLE: physician,\n"
+	      "                            nurse, aesthetician, technician; P: an opaque\n"
+	      "                            patient pseudonym, never a name\n"
+	      "  unlock SERIAL --operator ID --role ROLE --reason TEXT\n"
+	      "                            unlock a locked pen (the gateway accepts only the\n"
+	      "                            physician role, with a reason)\n"
+	      "  pair SERIAL --passkey N | --confirm yes|no\n"
+	      "                            answer the Bluetooth pairing of a pen (transport\n"
+	      "                            bluez): the passkey the pen shows, or whether it\n"
+	      "                            shows the number in the pairing_confirm_wanted alert\n"
+	      "  Request options: --host H, --port N, --protocol 5|3.1.1, --username U,\n"
+	      "  --password-file F, --tls-ca F, --tls-cert F, --tls-key F, --base-topic T\n"
+	      "  (override the [mqtt] and [gateway] keys of the configuration file),\n"
+	      "  --timeout S (response deadline, default 30), --json (print the response\n"
+	      "  as received), -v (log the request)\n"
 	      "\n"
 	      "Options:\n"
 	      "  -j, --journal PATH        the journal (default: gateway.journal of the\n"
@@ -50,7 +80,8 @@ static void usage(FILE *f)
 	      "  -V, --version             show the version\n"
 	      "\n"
 	      "Exit status: 0 on success, 1 on an error (no journal, bad database),\n"
-	      "2 on a usage error.\n",
+	      "2 on a usage error. authorise, unlock and pair: 0 ok or applied, 2 blocked,\n"
+	      "3 failed, refused or no response in time, 1 usage or connection error.\n",
 	      f);
 }
 
@@ -526,6 +557,24 @@ int main(int argc, char **argv)
 	struct config *cfg = NULL;
 	sqlite3 *db = NULL;
 	int opt, r;
+
+	/* pair has options of its own (ctl-pair.c). */
+	if (ctl_pair_command(argc, argv)) {
+		r = ctl_pair_main(argc, argv);
+		if (r >= 0)
+			return r;
+		usage(stdout);
+		return 0;
+	}
+	/* authorise, unlock, audit have options of their own (ctl-limits.c). */
+	cmd = ctl_limits_command(argc, argv);
+	if (cmd) {
+		r = ctl_limits_main(argc, argv, cmd);
+		if (r >= 0)
+			return r;
+		usage(stdout);
+		return 0;
+	}
 
 	while ((opt = getopt_long(argc, argv, "j:c:hV", opts, NULL)) != -1) {
 		switch (opt) {

@@ -674,6 +674,10 @@ static int pm_record(void *user_data, const char *serial, const struct nl_record
 			if (r < 0)
 				return r;
 		}
+		/* The probe first: the row may be published from inside the add. */
+		if (d->probe)
+			d->probe[(uint64_t)id & (PROBE_SLOTS - 1)] =
+				(struct pub_probe){ .id = id, .arrived_us = arrived_us };
 		r = journal_add_outbox(d->j, topic, text, strlen(text), 1, false, &got);
 		if (r < 0) {
 			log_pen_err(serial, "record %" PRIu32 ": outbox failed: %s", rec->hdr.seq,
@@ -684,9 +688,6 @@ static int pm_record(void *user_data, const char *serial, const struct nl_record
 		if (got != id)
 			log_pen_warning(serial, "record %" PRIu32 ": outbox id %" PRId64
 					" but payload says %" PRId64, rec->hdr.seq, got, id);
-		if (d->probe)
-			d->probe[(uint64_t)got & (PROBE_SLOTS - 1)] =
-				(struct pub_probe){ .id = got, .arrived_us = arrived_us };
 		session_context(p, rec);
 		if (rec->hdr.type == NL_RECORD_LIMIT)
 			limit_record_alert(d, serial, rec, record_id);
@@ -976,6 +977,7 @@ static void cp_done(int err, const struct nl_cp_rsp *rsp, void *user_data)
 		break;
 	case NL_PAYLOAD_OP_READ_STATE:
 	case NL_PAYLOAD_OP_AUTHORISE:
+	case NL_PAYLOAD_OP_PAIR:
 	case NL_PAYLOAD_OP_COUNT:
 	default:
 		r = -EINVAL;
@@ -1089,6 +1091,7 @@ static void on_request(struct mqtt *m, const struct mqtt_request *in, void *user
 		break;
 	}
 	case NL_PAYLOAD_OP_AUTHORISE:
+	case NL_PAYLOAD_OP_PAIR:
 	case NL_PAYLOAD_OP_COUNT:
 	default:
 		reply_failed(d, pr, "not_implemented", "evaluate", "op not implemented");
@@ -1126,8 +1129,12 @@ static void begin_shutdown(struct daemon *d, int code)
 {
 	uint64_t now = 0;
 
-	if (d->stopping)
+	if (d->stopping) {
+		/* A second SIGINT or SIGTERM: no more waiting. */
+		log_notice("stopping now");
+		sd_event_exit(d->e, d->exit_code);
 		return;
+	}
 	d->stopping = true;
 	d->exit_code = code;
 	(void)sd_notify(0, "STOPPING=1");
@@ -1141,9 +1148,9 @@ static void begin_shutdown(struct daemon *d, int code)
 	publish_gateway_state(d, false);
 	(void)journal_flush(d->j);
 	(void)sd_event_now(d->e, CLOCK_MONOTONIC, &now);
-	(void)sd_event_add_time(d->e, &d->exit_timer, CLOCK_MONOTONIC,
-				now + (uint64_t)(config_int(d->cfg, CONFIG_MQTT_TIMEOUT) + 2) * 1000000ULL,
-				0, on_exit_timer, d);
+	/* mqtt_stop() gives up after at most 2 s: this is only a backstop. */
+	(void)sd_event_add_time(d->e, &d->exit_timer, CLOCK_MONOTONIC, now + 3000000ULL, 0,
+				on_exit_timer, d);
 	if (mqtt_stop(d->m, on_mqtt_stopped, d) < 0)
 		sd_event_exit(d->e, code);
 }
@@ -1201,6 +1208,18 @@ static void log_stats(struct daemon *d)
 			   " mean %" PRIu64 " max %" PRIu64 " total %" PRIu64,
 			   js.commits, js.writes, js.commits ? js.commit_us / js.commits : 0,
 			   js.commit_us_max, js.commit_us);
+		log_notice("stats: journal %" PRIu64 " syncs, sync us mean %" PRIu64 " max %" PRIu64
+			   ", %" PRIu64 " checkpoints, %" PRIu64 " us",
+			   js.syncs, js.syncs ? js.sync_us / js.syncs : 0, js.sync_us_max,
+			   js.checkpoints, js.checkpoint_us);
+	}
+	if (d->m) {
+		struct mqtt_stats ms;
+
+		mqtt_get_stats(d->m, &ms);
+		log_notice("stats: mqtt %" PRIu64 " outbox publishes, %" PRIu64
+			   " before their commit, %" PRIu64 " acknowledged",
+			   ms.published, ms.early, ms.acked);
 	}
 	if (d->n_lat_pub) {
 		uint32_t *v = d->lat_pub;
@@ -1271,9 +1290,6 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 	r = dlimits_new(&d);
 	if (r < 0)
 		goto out;
-	r = dpair_new(&d);
-	if (r < 0)
-		goto out;
 	mqtt_set_connected_handler(d.m, on_mqtt_connected, &d);
 
 	{
@@ -1291,6 +1307,10 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 			goto out;
 		}
 	}
+	/* After the transport: pairing.c hooks into the BlueZ backend. */
+	r = dpair_new(&d);
+	if (r < 0)
+		goto out;
 	d.allow = make_allow(cfg);
 	if (!d.allow)
 		goto out;

@@ -26,4 +26,9 @@ struct daemon_options {
  * loaded and validated. Returns the process exit status. */
 int daemon_run(const struct config *cfg, const struct daemon_options *opts);
 
+/* --check-config: loads the limits policy ([limits] policy). 0 (valid, or
+ * absent: built-in defaults; one line on stdout), or -errno with every
+ * error printed to stderr as FILE:LINE: message. */
+int daemon_check_policy(const struct config *cfg);
+
 #endif

@@ -219,6 +219,11 @@ int main(int argc, char **argv)
 	if (check) {
 		char hash[17];
 
+		if (daemon_check_policy(cfg) < 0) {
+			config_free(cfg);
+			return 2;
+		}
+
 		config_hash(cfg, hash);
 		printf("configuration valid (%s), hash %s\n",
 		       path ? path : CONFIG_DEFAULT_PATH, hash);

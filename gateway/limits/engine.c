@@ -770,6 +770,9 @@ static void emit_lock(struct limits_session *s, enum limits_rule rule, uint8_t r
 /* A depth above the expected cap of a zone, from a live sample or a
  * SEGMENT record. One violation, one action: CLAMP first; once the pen
  * has acknowledged the CLAMP, a further violation locks. */
+static void alert(struct limits_session *s, enum limits_alert cause, enum limits_rule rule,
+		  uint8_t zone, enum limits_unit unit, int64_t measured, int64_t threshold);
+
 static void depth_violation(struct limits_session *s, unsigned zone, uint16_t measured,
 			    uint16_t cap, int64_t now_ms)
 {
@@ -800,7 +803,10 @@ static void depth_violation(struct limits_session *s, unsigned zone, uint16_t me
 		break;
 	}
 	case DEPTH_CLAMP_ACKED:
-		/* The pen acknowledged the cap and still goes deeper. */
+		/* The pen acknowledged the cap and still goes deeper: it
+		 * enforces another cap than the one written (reported), and
+		 * is locked. */
+		alert(s, LIMITS_ALERT_THRESHOLD, rule, (uint8_t)zone, LIMITS_UNIT_MM, measured, cap);
 		emit_lock(s, rule, NL_LOCK_REASON_POLICY, true, (uint8_t)zone, LIMITS_UNIT_MM,
 			  measured, cap, now_ms);
 		s->depth[zone] = DEPTH_LOCKED;

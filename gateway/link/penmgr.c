@@ -109,6 +109,8 @@ struct gatt_op {
 	void (*done)(struct pen *p, struct gatt_op *op, int err, uint8_t att_err,
 		     const uint8_t *val, size_t len);
 	void (*barrier)(struct pen *p);
+	penmgr_limits_fn limits_cb; /* penmgr_read_limits() */
+	void *limits_data;
 };
 
 struct cp_req {
@@ -165,6 +167,7 @@ struct pen {
 
 	struct nl_seg_rx seg;
 	struct nl_racp_client racp;
+	uint64_t catchup_next_us; /* next progress report, 0: no long catch-up */
 	bool racp_active, racp_again;
 	bool racp_fill; /* the running procedure refills gaps[0] */
 	struct nl_racp_client fill;
@@ -214,6 +217,9 @@ static void pen_drop(struct pen *p, enum transport_err_class cls, const char *wh
 static void pen_pump(struct pen *p);
 static void cp_dispatch(struct pen *p);
 static void catchup_start(struct pen *p);
+static void catchup_progress_start(struct pen *p, uint32_t first);
+static void catchup_progress(struct pen *p);
+static void catchup_progress_end(struct pen *p);
 static void racp_next(struct pen *p);
 static void catchup_done(struct pen *p);
 static void ack_maybe(struct pen *p);
@@ -370,17 +376,35 @@ static int op_push(struct pen *p, struct gatt_op *op)
 
 static void queue_clear(struct pen *p)
 {
+	struct gatt_op *reads = NULL;
+
+	if (p->inflight) {
+		p->inflight->next = p->q_head;
+		p->q_head = p->inflight;
+	}
+	/* The inflight request was cancelled with the link: no transport
+	 * callback. Only penmgr_read_limits() callers hear of it. */
+	p->inflight = NULL;
+	p->inflight_id = 0;
 	while (p->q_head) {
 		struct gatt_op *op = p->q_head;
 
 		p->q_head = op->next;
-		free(op);
+		if (op->limits_cb) {
+			op->next = reads;
+			reads = op;
+		} else {
+			free(op);
+		}
 	}
 	p->q_tail = NULL;
-	/* Its transport request was cancelled with the link: no callback. */
-	free(p->inflight);
-	p->inflight = NULL;
-	p->inflight_id = 0;
+	while (reads) {
+		struct gatt_op *op = reads;
+
+		reads = op->next;
+		op->limits_cb(-ENOTCONN, NULL, op->limits_data);
+		free(op);
+	}
 }
 
 static void op_finish(struct gatt_op *op, int err, uint8_t att_err, const uint8_t *val, size_t len)
@@ -886,9 +910,54 @@ static void racp_start(struct pen *p, bool fill)
 		nl_racp_client_start(&p->racp, req.a);
 		log_pen_info(pen_name(p), "catch-up: RACP REPORT >= %" PRIu32
 			     " (pen last_seq %" PRIu32 ")", req.a, p->snap.status.last_seq);
+		catchup_progress_start(p, req.a);
 	}
 	(void)timer_arm(pm, &p->racp_timer, pm->cfg.racp_timeout_usec, racp_timeout_cb, p);
 	(void)op_push(p, op);
+}
+
+/* Long catch-ups (a pen back after days out of range) report progress:
+ * logged and in the snapshot, at most once a second. */
+static void catchup_progress_start(struct pen *p, uint32_t first)
+{
+	uint32_t last = p->snap.status.last_seq;
+
+	p->catchup_next_us = 0;
+	p->snap.catchup_received = p->snap.catchup_expected = 0;
+	if (!p->snap.has_status || p->snap.status.store_epoch != p->epoch || last < first ||
+	    last - first + 1 < PENMGR_CATCHUP_PROGRESS_MIN)
+		return;
+	p->snap.catchup_expected = last - first + 1;
+	p->catchup_next_us = now_usec(p->pm) + 1000000u;
+	snapshot_changed(p);
+}
+
+static void catchup_progress(struct pen *p)
+{
+	uint64_t now;
+
+	if (!p->catchup_next_us)
+		return;
+	p->snap.catchup_received = p->racp.received;
+	now = now_usec(p->pm);
+	if (now < p->catchup_next_us)
+		return;
+	p->catchup_next_us = now + 1000000u;
+	log_pen_info(pen_name(p), "catch-up: %" PRIu32 " of %" PRIu32 " records (%u %%)",
+		     p->snap.catchup_received, p->snap.catchup_expected,
+		     (unsigned)((uint64_t)p->snap.catchup_received * 100u /
+				p->snap.catchup_expected));
+	snapshot_changed(p);
+}
+
+static void catchup_progress_end(struct pen *p)
+{
+	bool was = p->catchup_next_us != 0;
+
+	p->catchup_next_us = 0;
+	p->snap.catchup_received = p->snap.catchup_expected = 0;
+	if (was)
+		snapshot_changed(p);
 }
 
 /* A REPORT for everything after what was received (now or after the
@@ -960,6 +1029,7 @@ static void on_racp_value(struct pen *p, const uint8_t *val, size_t len)
 		log_pen_info(pen_name(p), "catch-up done: %" PRIu32 " records, %" PRIu32
 			     " skipped, last seq %" PRIu32, p->racp.received, p->racp.gaps,
 			     p->received_hi);
+		catchup_progress_end(p);
 		/* 10.4 step 7: the pen says there is more (written meanwhile, or
 		 * lost at the tail): ask again, as long as each round brings
 		 * something. */
@@ -1056,6 +1126,7 @@ static void on_record(struct pen *p, const uint8_t *raw, size_t len)
 			return;
 		}
 		p->received_hi = rec.hdr.seq;
+		catchup_progress(p);
 	}
 	p->cnt.records++;
 	c = calloc(1, sizeof(*c));
@@ -1762,6 +1833,8 @@ static void pen_drop(struct pen *p, enum transport_err_class cls, const char *wh
 	if (!is_link_state(p->state) || p->state == PENMGR_STATE_DISCONNECTING)
 		return;
 	log_pen_info(pen_name(p), "link down (%s): %s", transport_err_class_name(cls), why);
+	p->catchup_next_us = 0;
+	p->snap.catchup_received = p->snap.catchup_expected = 0;
 	pen_set_state(p, PENMGR_STATE_DISCONNECTING, cls);
 	pen_unlink(p);
 	if (was_up)
@@ -2108,6 +2181,55 @@ int penmgr_release(struct penmgr *pm, const char *serial)
 uint32_t penmgr_ignored(const struct penmgr *pm)
 {
 	return pm->ignored;
+}
+
+static void read_limits_done(struct pen *p, struct gatt_op *op, int err, uint8_t att_err,
+			     const uint8_t *val, size_t len)
+{
+	penmgr_limits_fn cb = op->limits_cb;
+	struct nl_active_limits al;
+	int r;
+
+	op->limits_cb = NULL;
+	if (err < 0) {
+		cb(err, NULL, op->limits_data);
+		(void)op_failed(p, op, err, att_err);
+		return;
+	}
+	r = nl_active_limits_decode(val, len, &al);
+	if (r < 0) {
+		corrupt(p, "Active Limits", r);
+		cb(-EBADMSG, NULL, op->limits_data);
+		return;
+	}
+	p->snap.limits = al;
+	p->snap.has_limits = true;
+	snapshot_changed(p);
+	cb(0, &al, op->limits_data);
+}
+
+int penmgr_read_limits(struct penmgr *pm, const char *serial, penmgr_limits_fn cb,
+		       void *user_data)
+{
+	struct gatt_op *op;
+	struct pen *p;
+
+	if (!pm || !serial || !cb)
+		return -EINVAL;
+	p = pen_by_serial(pm, serial);
+	if (!p)
+		return -ENOENT;
+	if (!p->linked || !p->cp_ready)
+		return -ENOTCONN;
+	if (!p->handle[CHR_LIMITS])
+		return -ENOENT;
+	op = op_new(p, OP_READ, CHR_LIMITS);
+	if (!op)
+		return -ENOMEM;
+	op->done = read_limits_done;
+	op->limits_cb = cb;
+	op->limits_data = user_data;
+	return op_push(p, op);
 }
 
 unsigned penmgr_cp_request(struct penmgr *pm, const char *serial, const struct nl_cp_req *req,

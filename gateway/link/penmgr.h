@@ -115,7 +115,14 @@ struct penmgr_snapshot {
 	uint32_t committed_seq; /* highest contiguous committed seq */
 	uint32_t acked_seq;     /* highest seq the pen acknowledged */
 	bool quarantined;       /* see PENMGR_ALERT_QUARANTINED */
+	/* A long catch-up in progress (PENMGR_CATCHUP_PROGRESS_MIN records or
+	 * more asked for): records received so far and expected (from the
+	 * pen's last_seq when it started); both 0 otherwise. Updated with a
+	 * PENMGR_EVENT_SNAPSHOT at most once a second, and logged. */
+	uint32_t catchup_received, catchup_expected;
 };
+
+#define PENMGR_CATCHUP_PROGRESS_MIN 200u
 
 enum penmgr_event_type {
 	PENMGR_EVENT_STATE,    /* u.state: the pen's link state changed */
@@ -222,6 +229,18 @@ unsigned penmgr_cp_request(struct penmgr *pm, const char *serial, const struct n
 /* The callback does not run, destroy does. 0 or -ENOENT. A request already
  * written still occupies the pen's Pen CP until its response. */
 int penmgr_cp_cancel(struct penmgr *pm, unsigned id);
+
+/* Reads Active Limits now (protocol 10.5 step 3: the read-back after
+ * SET_LIMITS), queued behind the pen's other GATT operations. cb gets 0 and
+ * the decoded value (the snapshot is updated too), -EBADMSG (malformed:
+ * counted as corrupt), -ENOTCONN (the link went down first, or penmgr_free),
+ * or the GATT error (the link is then dropped). Returns 0 (cb will run
+ * exactly once; from inside this call only when the transport refuses the
+ * read at once) or -errno (cb will not run): -ENOENT unknown pen,
+ * -ENOTCONN not subscribed. */
+typedef void (*penmgr_limits_fn)(int err, const struct nl_active_limits *al, void *user_data);
+int penmgr_read_limits(struct penmgr *pm, const char *serial, penmgr_limits_fn cb,
+		       void *user_data);
 
 const char *penmgr_state_name(enum penmgr_state s);
 const char *penmgr_err_name(enum penmgr_err e);

@@ -22,6 +22,7 @@ enum key_type {
 	KEY_KIND,
 	KEY_LEVEL,
 	KEY_LIST,
+	KEY_BOOL,
 };
 
 enum str_check {
@@ -65,6 +66,9 @@ static const struct key_desc keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_TRANSPORT_KIND] = { "transport", "kind", KEY_KIND, CHECK_NONE, 0, 0, "sim", false },
 	[CONFIG_TRANSPORT_SIM_DIR] = { "transport", "sim_dir", KEY_STR, CHECK_NONE, 0, 0, "", false },
 	[CONFIG_TRANSPORT_ADAPTER] = { "transport", "adapter", KEY_STR, CHECK_NONEMPTY, 0, 0, "hci0", false },
+	[CONFIG_BLUETOOTH_JUST_WORKS] = { "bluetooth", "just_works", KEY_BOOL, CHECK_NONE, 0, 0, "false", false },
+	[CONFIG_BLUETOOTH_BONDS] = { "bluetooth", "bonds", KEY_STR, CHECK_NONE, 0, 0, "", false },
+	[CONFIG_LIMITS_POLICY] = { "limits", "policy", KEY_STR, CHECK_NONEMPTY, 0, 0, "/etc/needlelink/policy.conf", false },
 };
 
 struct value {
@@ -347,6 +351,19 @@ static int set_value(struct config *c, enum config_key k, const char *value, con
 	}
 	case KEY_LIST:
 		err = parse_list(value, &items, &n_items, &any, &str);
+		break;
+	case KEY_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+		    !strcmp(value, "1")) {
+			num = 1;
+			str = strdup("true");
+		} else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+			   !strcmp(value, "off") || !strcmp(value, "0")) {
+			num = 0;
+			str = strdup("false");
+		} else {
+			err = "expected true or false";
+		}
 		break;
 	}
 	if (err)
@@ -763,6 +780,9 @@ const char *config_key_name(enum config_key k)
 		[CONFIG_TRANSPORT_KIND] = "transport.kind",
 		[CONFIG_TRANSPORT_SIM_DIR] = "transport.sim_dir",
 		[CONFIG_TRANSPORT_ADAPTER] = "transport.adapter",
+		[CONFIG_BLUETOOTH_JUST_WORKS] = "bluetooth.just_works",
+		[CONFIG_BLUETOOTH_BONDS] = "bluetooth.bonds",
+		[CONFIG_LIMITS_POLICY] = "limits.policy",
 	};
 
 	if ((unsigned)k >= CONFIG_KEY_COUNT)
@@ -773,6 +793,11 @@ const char *config_key_name(enum config_key k)
 enum config_mqtt_protocol config_mqtt_protocol(const struct config *c)
 {
 	return (enum config_mqtt_protocol)c->v[CONFIG_MQTT_PROTOCOL].num;
+}
+
+bool config_bool(const struct config *c, enum config_key k)
+{
+	return c->v[k].num != 0;
 }
 
 enum config_transport_kind config_transport_kind(const struct config *c)

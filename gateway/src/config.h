@@ -28,6 +28,13 @@
  *             empty (the default) allows no pen
  *   [transport] kind: "sim" or "bluez", "sim" | sim_dir: "" (the simulator's
  *             default directory) | adapter: "hci0"
+ *   [bluetooth] just_works: boolean (true/false, yes/no, on/off, 1/0), false:
+ *             accept Just Works pairing (pens without a display) |
+ *             bonds: path of the serial -> identity address bindings, ""
+ *             (the journal's path with ".bonds" appended)
+ *   [limits] policy: clinic policy file (docs/limits.md section 8),
+ *             "/etc/needlelink/policy.conf"; a missing file means the
+ *             built-in defaults
  */
 #ifndef NLGW_CONFIG_H
 #define NLGW_CONFIG_H
@@ -61,6 +68,9 @@ enum config_key {
 	CONFIG_TRANSPORT_KIND,
 	CONFIG_TRANSPORT_SIM_DIR,
 	CONFIG_TRANSPORT_ADAPTER,
+	CONFIG_BLUETOOTH_JUST_WORKS,
+	CONFIG_BLUETOOTH_BONDS,
+	CONFIG_LIMITS_POLICY,
 	CONFIG_KEY_COUNT
 };
 
@@ -99,6 +109,8 @@ void config_log_errors(const struct config *c);
 /* Typed access. Strings are never NULL ("" when unset) and live as long as
  * c; config_int() is defined for integer and enum keys. */
 const char *config_str(const struct config *c, enum config_key k);
+/* Boolean keys. */
+bool config_bool(const struct config *c, enum config_key k);
 int64_t config_int(const struct config *c, enum config_key k);
 /* "section.name" of a key. */
 const char *config_key_name(enum config_key k);

@@ -2,18 +2,31 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
 #define DEFAULT_BATCH_MAX 1000
 #define DEFAULT_BATCH_DELAY_US 5000
 #define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
+/* Outbox ids reserved ahead, durably (in sqlite_sequence): an id may be
+ * published once it is below the durable reservation, so a crash before
+ * its row was durable can never hand it to another message. Renewed when
+ * less than half of it is left; a restart skips what was left of it. */
+#define ID_RESERVE 1000000
+/* The syncer checkpoints (passive, its own connection) once the WAL is this
+ * big; the loop's connection never checkpoints until it closes. */
+#define CHECKPOINT_BYTES (4 * 1024 * 1024)
 
 /* Each entry migrates from version i to i + 1. Append only; never edit a
  * released step. */
@@ -81,6 +94,8 @@ enum stmt {
 	ST_COUNT_UNSENT,
 	ST_COUNT_ALL,
 	ST_NEXT_ID,
+	ST_RESERVE_UPDATE,
+	ST_RESERVE_INSERT,
 	ST_COUNT_STMTS
 };
 
@@ -122,6 +137,8 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
 	[ST_COUNT_ALL] = "SELECT COUNT(*) FROM outbox",
 	[ST_NEXT_ID] = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
 		       " COALESCE((SELECT MAX(id) FROM outbox), 0)) + 1",
+	[ST_RESERVE_UPDATE] = "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'outbox'",
+	[ST_RESERVE_INSERT] = "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?1)",
 };
 
 struct waiter {
@@ -129,6 +146,25 @@ struct waiter {
 	journal_commit_cb cb;
 	void *userdata;
 	int result;
+	uint64_t gen; /* commit generation it waits to be durable */
+};
+
+/* The WAL syncer: a thread that only calls fdatasync() on the WAL file (no
+ * SQLite call), asked for and answering through the loop. */
+struct syncer {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int wal_fd;
+	int efd;           /* eventfd: the thread signals the loop */
+	uint64_t req_gen;  /* asked for: durable through this commit generation */
+	uint64_t done_gen; /* answered */
+	int done_err;      /* 0 or -errno of the last fdatasync */
+	uint64_t done_us;  /* and how long it took */
+	uint64_t checkpoints, checkpoint_us;
+	sqlite3 *ckdb;     /* the thread's own connection, for checkpoints only */
+	bool quit;
 };
 
 struct touched_pen {
@@ -152,7 +188,18 @@ struct journal {
 	int64_t next_outbox_id;
 	int64_t committed_outbox_max;
 	struct waiter *wait_head, *wait_tail; /* on the open batch */
+	struct waiter *sync_head, *sync_tail; /* committed, waiting for the WAL sync */
 	struct waiter *done_head, *done_tail; /* results known, to run */
+	struct syncer sy;
+	sd_event_source *sync_src; /* sy.efd */
+	uint64_t commit_gen;       /* successful COMMITs so far */
+	uint64_t durable_gen;      /* of them, synced */
+	bool sync_busy;            /* a request is with the thread */
+	int sync_failed;           /* -errno once a WAL sync failed: no more writes */
+	int64_t reserved_max;      /* outbox ids reserved (committed) */
+	int64_t reserved_durable;  /* of them, durable: publishable */
+	int64_t reserve_gen_max;   /* reserved_max written in commit generation reserve_gen */
+	uint64_t reserve_gen;
 	struct touched_pen *touched;
 	size_t n_touched, cap_touched;
 	bool outbox_added; /* the open batch adds outbox rows */
@@ -160,6 +207,8 @@ struct journal {
 	void *outbox_hook_ud;
 	journal_visit_hook visit_hook;
 	void *visit_hook_ud;
+	journal_add_hook add_hook;
+	void *add_hook_ud;
 	struct journal_stats stats;
 	int schema;
 };
@@ -170,6 +219,14 @@ int64_t journal_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static int sqlite_to_errno(int rc)
@@ -250,18 +307,61 @@ static void schedule_done(struct journal *j)
 		(void)sd_event_source_set_enabled(j->defer, SD_EVENT_ONESHOT);
 }
 
-static void move_waiters_to_done(struct journal *j, int result)
+static void append_done(struct journal *j, struct waiter *w)
 {
-	for (struct waiter *w = j->wait_head; w; w = w->next)
-		w->result = result;
-	if (j->wait_head) {
-		if (j->done_tail)
-			j->done_tail->next = j->wait_head;
-		else
-			j->done_head = j->wait_head;
-		j->done_tail = j->wait_tail;
-	}
+	w->next = NULL;
+	if (j->done_tail)
+		j->done_tail->next = w;
+	else
+		j->done_head = w;
+	j->done_tail = w;
+}
+
+static void append_sync(struct journal *j, struct waiter *w)
+{
+	w->next = NULL;
+	if (j->sync_tail)
+		j->sync_tail->next = w;
+	else
+		j->sync_head = w;
+	j->sync_tail = w;
+}
+
+/* Waiters of the batch that just ended: once their commit generation is
+ * durable they run with result (0: committed; a failed batch's waiters keep
+ * their place in line, behind earlier batches still syncing). */
+static void move_waiters(struct journal *j, int result)
+{
+	struct waiter *w = j->wait_head;
+
 	j->wait_head = j->wait_tail = NULL;
+	while (w) {
+		struct waiter *next = w->next;
+		w->result = result == 0 && j->sync_failed ? j->sync_failed : result;
+		w->gen = j->commit_gen;
+		if (j->sync_failed)
+			append_done(j, w); /* nothing syncs any more */
+		else if (j->sync_head || (result == 0 && j->durable_gen < j->commit_gen))
+			append_sync(j, w);
+		else
+			append_done(j, w);
+		w = next;
+	}
+	schedule_done(j);
+}
+
+/* The WAL is durable through generation gen (err 0), or a sync failed. */
+static void release_synced(struct journal *j, uint64_t gen, int err)
+{
+	while (j->sync_head && (err < 0 || j->sync_head->gen <= gen)) {
+		struct waiter *w = j->sync_head;
+		j->sync_head = w->next;
+		if (!j->sync_head)
+			j->sync_tail = NULL;
+		if (err < 0 && w->result == 0)
+			w->result = err;
+		append_done(j, w);
+	}
 	schedule_done(j);
 }
 
@@ -301,11 +401,151 @@ static int reload_next_id(struct journal *j)
 		return r;
 	j->next_outbox_id = id;
 	j->committed_outbox_max = id - 1;
+	/* The id space below id is used or was reserved (committed). */
+	if (id - 1 > j->reserved_max)
+		j->reserved_max = id - 1;
 	return 0;
 }
 
-/* The batch is over, committed (result 0) or rolled back. */
-static void end_batch(struct journal *j, int result)
+/* Writes a new reservation (next id + ID_RESERVE) into the open
+ * transaction; *ret_max is what it reserves once committed. */
+static int reserve_ids(struct journal *j, int64_t *ret_max)
+{
+	int64_t want = j->next_outbox_id + ID_RESERVE;
+	int r;
+
+	sqlite3_bind_int64(j->st[ST_RESERVE_UPDATE], 1, want);
+	r = step_done(j, ST_RESERVE_UPDATE);
+	if (r >= 0 && sqlite3_changes(j->db) == 0) {
+		sqlite3_bind_int64(j->st[ST_RESERVE_INSERT], 1, want);
+		r = step_done(j, ST_RESERVE_INSERT);
+	}
+	if (r >= 0)
+		*ret_max = want;
+	return r;
+}
+
+/* Asks the syncer to make everything committed so far durable, unless it
+ * is busy (it is asked again when it answers) or there is nothing new. */
+static void request_sync(struct journal *j)
+{
+	if (j->sync_busy || j->durable_gen >= j->commit_gen || j->sync_failed)
+		return;
+	pthread_mutex_lock(&j->sy.lock);
+	j->sy.req_gen = j->commit_gen;
+	pthread_cond_signal(&j->sy.cond);
+	pthread_mutex_unlock(&j->sy.lock);
+	j->sync_busy = true;
+}
+
+static void synced(struct journal *j, uint64_t gen, int err, uint64_t dt)
+{
+	if (j->sy.wal_fd >= 0) {
+		j->stats.syncs++;
+		j->stats.sync_us += dt;
+		if (dt > j->stats.sync_us_max)
+			j->stats.sync_us_max = dt;
+	}
+	if (err < 0) {
+		/* Linux may have dropped the dirty pages: what SQLite calls
+		 * committed may not be on disk. Stop writing; nothing after
+		 * this is acknowledged to anyone. */
+		log_crit("journal: syncing the WAL failed: %s; the journal accepts no more writes",
+			 strerror(-err));
+		j->sync_failed = err;
+		release_synced(j, gen, err);
+		return;
+	}
+	if (gen > j->durable_gen)
+		j->durable_gen = gen;
+	release_synced(j, j->durable_gen, 0);
+	if (j->reserve_gen && j->reserve_gen <= j->durable_gen) {
+		if (j->reserve_gen_max > j->reserved_durable) {
+			j->reserved_durable = j->reserve_gen_max;
+			if (j->outbox_hook && j->committed_outbox_max > 0)
+				j->outbox_hook(j->outbox_hook_ud);
+		}
+		j->reserve_gen = 0;
+	}
+}
+
+static void *syncer_main(void *userdata)
+{
+	struct journal *j = userdata;
+	struct syncer *sy = &j->sy;
+	uint64_t done = 0, one = 1;
+
+	pthread_mutex_lock(&sy->lock);
+	for (;;) {
+		uint64_t gen, t0, dt;
+		int err;
+
+		while (!sy->quit && sy->req_gen <= done)
+			pthread_cond_wait(&sy->cond, &sy->lock);
+		if (sy->quit)
+			break;
+		gen = sy->req_gen;
+		pthread_mutex_unlock(&sy->lock);
+		t0 = mono_us();
+		err = fdatasync(sy->wal_fd) < 0 ? -errno : 0;
+		dt = mono_us() - t0;
+		if (err == 0 && sy->ckdb) {
+			struct stat st;
+
+			if (fstat(sy->wal_fd, &st) == 0 && st.st_size >= CHECKPOINT_BYTES) {
+				uint64_t c0 = mono_us();
+				int rc = sqlite3_wal_checkpoint_v2(sy->ckdb, NULL,
+								   SQLITE_CHECKPOINT_PASSIVE, NULL,
+								   NULL);
+
+				c0 = mono_us() - c0;
+				pthread_mutex_lock(&sy->lock);
+				if (rc == SQLITE_OK) {
+					sy->checkpoints++;
+					sy->checkpoint_us += c0;
+				}
+				pthread_mutex_unlock(&sy->lock);
+			}
+		}
+		pthread_mutex_lock(&sy->lock);
+		done = gen;
+		sy->done_gen = gen;
+		sy->done_err = err;
+		sy->done_us = dt;
+		pthread_mutex_unlock(&sy->lock);
+		while (write(sy->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&sy->lock);
+	return NULL;
+}
+
+static int on_synced(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct journal *j = userdata;
+	uint64_t v, gen, dt;
+	int err;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_err("journal: reading the syncer's eventfd: %m");
+	pthread_mutex_lock(&j->sy.lock);
+	gen = j->sy.done_gen;
+	err = j->sy.done_err;
+	dt = j->sy.done_us;
+	j->stats.checkpoints = j->sy.checkpoints;
+	j->stats.checkpoint_us = j->sy.checkpoint_us;
+	pthread_mutex_unlock(&j->sy.lock);
+	if (!j->sync_busy)
+		return 0;
+	j->sync_busy = false;
+	synced(j, gen, err, dt);
+	request_sync(j);
+	return 0;
+}
+
+/* The batch is over, committed (result 0) or rolled back. reserved: the
+ * reservation it carried, or 0. */
+static void end_batch(struct journal *j, int result, int64_t reserved)
 {
 	j->in_tx = false;
 	j->pending = 0;
@@ -313,11 +553,26 @@ static void end_batch(struct journal *j, int result)
 	clear_touched(j);
 	(void)sd_event_source_set_enabled(j->timer, SD_EVENT_OFF);
 	(void)sd_event_source_set_enabled(j->idle, SD_EVENT_OFF);
-	if (result == 0)
+	if (result == 0) {
+		j->commit_gen++;
 		j->committed_outbox_max = j->next_outbox_id - 1;
-	else
+		if (reserved) {
+			j->reserved_max = reserved;
+			j->reserve_gen = j->commit_gen;
+			j->reserve_gen_max = reserved;
+		}
+		if (j->sy.wal_fd < 0)
+			j->durable_gen = j->commit_gen; /* synchronous = FULL */
+	} else {
 		(void)reload_next_id(j);
-	move_waiters_to_done(j, result);
+	}
+	move_waiters(j, result);
+	if (result == 0) {
+		if (j->sy.wal_fd < 0)
+			synced(j, j->commit_gen, 0, 0);
+		else
+			request_sync(j);
+	}
 	if (result == 0 && j->outbox_added && j->outbox_hook)
 		j->outbox_hook(j->outbox_hook_ud);
 	j->outbox_added = false;
@@ -330,7 +585,7 @@ static void check_rolled_back(struct journal *j, int r)
 	if (j->in_tx && sqlite3_get_autocommit(j->db)) {
 		log_err("journal: transaction rolled back by SQLite: batch of %u writes lost",
 			j->pending);
-		end_batch(j, r < 0 ? r : -EIO);
+		end_batch(j, r < 0 ? r : -EIO, 0);
 	}
 }
 
@@ -340,6 +595,8 @@ static int begin_write(struct journal *j)
 
 	if (j->in_tx)
 		return 0;
+	if (j->sync_failed)
+		return j->sync_failed;
 	r = step_done(j, ST_BEGIN);
 	if (r < 0)
 		return r;
@@ -373,18 +630,11 @@ static int end_write(struct journal *j, int r)
 	return r;
 }
 
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 int journal_flush(struct journal *j)
 {
 	uint64_t t0, dt;
 	unsigned writes = j->pending;
+	int64_t reserved = 0;
 	int r = 0;
 
 	if (!j->in_tx)
@@ -398,6 +648,8 @@ int journal_flush(struct journal *j)
 		sqlite3_bind_int64(st, 4, journal_now_ms());
 		r = step_done(j, ST_PEN_SEQ);
 	}
+	if (r >= 0 && j->next_outbox_id + ID_RESERVE / 2 > j->reserved_max)
+		r = reserve_ids(j, &reserved);
 	if (r >= 0)
 		r = step_done(j, ST_COMMIT);
 	if (r < 0 && !sqlite3_get_autocommit(j->db)) {
@@ -412,7 +664,7 @@ int journal_flush(struct journal *j)
 	j->stats.commit_us += dt;
 	if (dt > j->stats.commit_us_max)
 		j->stats.commit_us_max = dt;
-	end_batch(j, r);
+	end_batch(j, r, r < 0 ? 0 : reserved);
 	return r;
 }
 
@@ -438,6 +690,18 @@ void journal_set_visit_hook(struct journal *j, journal_visit_hook fn, void *user
 {
 	j->visit_hook = fn;
 	j->visit_hook_ud = userdata;
+}
+
+void journal_set_add_hook(struct journal *j, journal_add_hook fn, void *userdata)
+{
+	j->add_hook = fn;
+	j->add_hook_ud = userdata;
+}
+
+int64_t journal_outbox_visible_max(struct journal *j)
+{
+	return j->committed_outbox_max < j->reserved_durable ? j->committed_outbox_max
+							      : j->reserved_durable;
 }
 
 void journal_get_stats(struct journal *j, struct journal_stats *ret)
@@ -467,13 +731,14 @@ int journal_commit(struct journal *j, journal_commit_cb cb, void *userdata)
 		else
 			j->wait_head = w;
 		j->wait_tail = w;
-	} else {
+	} else if (!j->sync_failed && (j->sync_head || j->durable_gen < j->commit_gen)) {
+		/* Nothing open, but earlier commits are not durable yet. */
 		w->result = j->last_result;
-		if (j->done_tail)
-			j->done_tail->next = w;
-		else
-			j->done_head = w;
-		j->done_tail = w;
+		w->gen = j->commit_gen;
+		append_sync(j, w);
+	} else {
+		w->result = j->sync_failed ? j->sync_failed : j->last_result;
+		append_done(j, w);
 		schedule_done(j);
 	}
 	return 0;
@@ -617,7 +882,23 @@ int journal_add_outbox(struct journal *j, const char *topic, const void *payload
 	j->outbox_added = true;
 	if (ret_id)
 		*ret_id = id;
-	return end_write(j, 0);
+	r = end_write(j, 0);
+	/* The batch may have committed in end_write() (batch_max): the row is
+	 * then visible to the drain, which takes it from there. */
+	if (r >= 0 && j->add_hook && j->in_tx && id <= j->reserved_durable) {
+		struct journal_outbox_row row = {
+			.id = id,
+			.topic = topic,
+			.payload = payload ? payload : "",
+			.payload_len = len,
+			.qos = qos,
+			.retain = retain,
+			.created_ms = journal_now_ms(),
+		};
+		if (j->add_hook(&row, j->add_hook_ud) == 0 && j->visit_hook)
+			j->visit_hook(id, j->visit_hook_ud);
+	}
+	return r;
 }
 
 int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch,
@@ -652,7 +933,9 @@ int journal_outbox_unsent(struct journal *j, int64_t after_id, unsigned limit,
 	if (!fn)
 		return -EINVAL;
 	sqlite3_bind_int64(st, 1, after_id);
-	sqlite3_bind_int64(st, 2, j->committed_outbox_max);
+	/* Committed rows whose id is durably reserved: never published under
+	 * an id a crash could hand to another message. */
+	sqlite3_bind_int64(st, 2, journal_outbox_visible_max(j));
 	sqlite3_bind_int64(st, 3, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct journal_outbox_row row = {
@@ -723,6 +1006,21 @@ int journal_outbox_count(struct journal *j, uint64_t *ret_unsent, uint64_t *ret_
 	if (ret_total)
 		*ret_total = (uint64_t)total;
 	return 0;
+}
+
+struct sqlite3 *journal_db(struct journal *j)
+{
+	return j->db;
+}
+
+int journal_write_begin(struct journal *j)
+{
+	return begin_write(j);
+}
+
+int journal_write_end(struct journal *j, int r)
+{
+	return end_write(j, r);
 }
 
 int journal_schema_version(struct journal *j)
@@ -812,11 +1110,11 @@ static int set_pragmas(struct journal *j)
 		log_err("journal: cannot switch to WAL mode (got '%s')", mode);
 		return -EOPNOTSUPP;
 	}
-	/* cache_size: 1 MiB of page cache (SQLite's default is 2 MiB); the hot
-	 * pages are the B-tree tops of records and outbox, the rest is appended
-	 * and read back once. */
+	/* cache_size: 256 KiB of page cache (SQLite's default is 2 MiB); the
+	 * hot pages are the B-tree tops of records and outbox, the rest is
+	 * appended and read back once (from the OS page cache). */
 	return exec(j, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-		       " PRAGMA cache_size = -1024;");
+		       " PRAGMA cache_size = -256;");
 }
 
 /* A bare start should work: create the journal's directory (one level,
@@ -836,6 +1134,104 @@ static void make_parent(const char *path)
 		log_notice("journal: created %s", dir);
 }
 
+/* Opening work, under synchronous = FULL: a first durable reservation of
+ * outbox ids. Then commits stop syncing in SQLite (synchronous = NORMAL)
+ * and the syncer thread makes them durable: in WAL mode FULL differs from
+ * NORMAL only by a sync of the WAL file after each commit, which is what
+ * the syncer does, off the loop. Without a WAL file to sync, FULL stays. */
+static int start_syncer(struct journal *j, const char *path)
+{
+	char wal[4096];
+	int64_t reserved = 0;
+	int r;
+
+	j->sy.wal_fd = -1;
+	j->sy.efd = -1;
+	r = step_done(j, ST_BEGIN);
+	if (r < 0)
+		return r;
+	r = reserve_ids(j, &reserved);
+	if (r >= 0)
+		r = step_done(j, ST_COMMIT);
+	if (r < 0) {
+		(void)step_done(j, ST_ROLLBACK);
+		return r;
+	}
+	j->reserved_max = j->reserved_durable = reserved;
+	if (snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal))
+		return 0;
+	j->sy.wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	if (j->sy.wal_fd < 0) {
+		log_warning("journal: cannot open %s (%m): commits stay synchronous", wal);
+		return 0;
+	}
+	j->sy.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (j->sy.efd < 0)
+		return -errno;
+	/* Checkpoints move to the syncer's own connection (used by that
+	 * thread only): a passive checkpoint runs alongside the loop's
+	 * writes. Without it, SQLite's automatic checkpoints stay. */
+	if (sqlite3_open_v2(path, &j->sy.ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		log_warning("journal: no checkpoint connection: %s",
+			    j->sy.ckdb ? sqlite3_errmsg(j->sy.ckdb) : "out of memory");
+		sqlite3_close(j->sy.ckdb);
+		j->sy.ckdb = NULL;
+	} else {
+		sqlite3_busy_timeout(j->sy.ckdb, BUSY_TIMEOUT_MS);
+	}
+	r = sd_event_add_io(j->event, &j->sync_src, j->sy.efd, EPOLLIN, on_synced, j);
+	if (r < 0)
+		return r;
+	(void)sd_event_source_set_description(j->sync_src, "journal-synced");
+	pthread_mutex_init(&j->sy.lock, NULL);
+	pthread_cond_init(&j->sy.cond, NULL);
+	r = -pthread_create(&j->sy.thread, NULL, syncer_main, j);
+	if (r < 0) {
+		pthread_cond_destroy(&j->sy.cond);
+		pthread_mutex_destroy(&j->sy.lock);
+		return r;
+	}
+	j->sy.started = true;
+	return exec(j, j->sy.ckdb ? "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0"
+				  : "PRAGMA synchronous = NORMAL");
+}
+
+/* Stops the thread, then makes everything committed durable here. */
+static void stop_syncer(struct journal *j)
+{
+	if (j->sy.started) {
+		pthread_mutex_lock(&j->sy.lock);
+		j->sy.quit = true;
+		pthread_cond_signal(&j->sy.cond);
+		pthread_mutex_unlock(&j->sy.lock);
+		pthread_join(j->sy.thread, NULL);
+		pthread_cond_destroy(&j->sy.cond);
+		pthread_mutex_destroy(&j->sy.lock);
+		j->sy.started = false;
+		j->sync_busy = false;
+	}
+	if (j->sy.wal_fd >= 0) {
+		if (j->durable_gen < j->commit_gen) {
+			uint64_t t0 = mono_us();
+			int err = fdatasync(j->sy.wal_fd) < 0 ? -errno : 0;
+
+			synced(j, j->commit_gen, err, mono_us() - t0);
+		}
+		close(j->sy.wal_fd);
+		j->sy.wal_fd = -1;
+	}
+	if (j->sy.ckdb) {
+		sqlite3_close(j->sy.ckdb);
+		j->sy.ckdb = NULL;
+	}
+	if (j->sy.efd >= 0) {
+		j->sync_src = sd_event_source_disable_unref(j->sync_src);
+		close(j->sy.efd);
+		j->sy.efd = -1;
+	}
+}
+
 int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
 		 struct journal **ret)
 {
@@ -847,6 +1243,8 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
+	j->sy.wal_fd = -1;
+	j->sy.efd = -1;
 	j->event = sd_event_ref(e);
 	j->batch_max = opts && opts->batch_max ? opts->batch_max : DEFAULT_BATCH_MAX;
 	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us
@@ -880,6 +1278,9 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	r = reload_next_id(j);
 	if (r < 0)
 		goto fail;
+	r = start_syncer(j, path);
+	if (r < 0)
+		goto fail;
 	r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->batch_delay_us, 1000,
 				       on_timer, j);
 	if (r < 0)
@@ -910,12 +1311,14 @@ void journal_close(struct journal *j)
 		return;
 	if (j->db && j->st[ST_COMMIT])
 		(void)journal_flush(j);
+	stop_syncer(j);
 	run_done(j);
 	clear_touched(j);
 	free(j->touched);
 	sd_event_source_disable_unref(j->timer);
 	sd_event_source_disable_unref(j->defer);
 	sd_event_source_disable_unref(j->idle);
+	sd_event_source_disable_unref(j->sync_src);
 	for (int s = 0; s < ST_COUNT_STMTS; s++)
 		sqlite3_finalize(j->st[s]);
 	if (j->db)

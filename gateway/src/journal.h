@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The journal: needlelinkd's durable store, one SQLite database in WAL mode
- * with synchronous=FULL, used from the loop thread only.
+ * The journal: needlelinkd's durable store, one SQLite database in WAL mode,
+ * used through SQLite from the loop thread only (plus a checkpoint-only
+ * connection of the syncer thread, below).
  *
  * What it holds: pens, sessions, every treatment record a pen sent (raw
  * bytes and decoded JSON, unique per pen, store epoch and sequence number),
@@ -20,15 +21,29 @@
  * from inside a journal_*() call. The data path acknowledges records to a
  * pen only from such a callback.
  *
- * Why synchronous=FULL and not NORMAL: in WAL mode NORMAL survives a crash
- * but may lose the last commits on power loss, and a pen may discard records
- * once they are acknowledged. FULL syncs the WAL on every commit; batching
- * pays that cost once per batch rather than once per record.
+ * Durability off the loop: in WAL mode synchronous=FULL differs from NORMAL
+ * only by an fsync of the WAL file after each commit (NORMAL may lose the
+ * last commits on power loss, and a pen discards what it was acknowledged).
+ * The loop's connection runs with NORMAL, so COMMIT only writes; a syncer
+ * thread then calls fdatasync() on the WAL file (no SQLite call) and the
+ * loop runs the callbacks of every commit made before that sync started.
+ * One sync at a time; commits made meanwhile share the next one. The same
+ * thread runs passive WAL checkpoints on its own connection (the loop's
+ * never checkpoints until it closes). If the WAL file cannot be opened,
+ * commits stay synchronous (FULL). A failed WAL sync fails every waiting
+ * callback and every later write (-EIO or the sync's error): the process
+ * should be restarted.
+ *
+ * Outbox ids: a row may be published once its transaction is committed
+ * (not yet durable), or even from the open batch (journal_set_add_hook()).
+ * So that a crash can never hand a published id to another message, ids are
+ * reserved ahead durably (in sqlite_sequence, a million at a time, renewed
+ * at half), only ids below the durable reservation are published, and a
+ * restart continues after the reservation: ids have gaps.
  *
  * Readers see committed data only where it matters: journal_last_seq()
  * commits the open batch first, and journal_outbox_unsent() skips rows not
- * yet committed (a message must never be published under an id a crash could
- * hand to another message).
+ * yet committed.
  */
 #ifndef NLGW_JOURNAL_H
 #define NLGW_JOURNAL_H
@@ -115,11 +130,30 @@ void journal_set_outbox_hook(struct journal *j, journal_outbox_hook fn, void *us
 typedef void (*journal_visit_hook)(int64_t id, void *userdata);
 void journal_set_visit_hook(struct journal *j, journal_visit_hook fn, void *userdata);
 
+struct journal_outbox_row;
+
+/* Called from inside journal_add_outbox() with the row just added to the
+ * open batch, when its id is durably reserved (see journal_outbox_unsent()).
+ * Return 0 if the row was taken (for the MQTT drain: published before its
+ * commit, see mqtt.h), > 0 if not; the visit hook then runs for a taken row.
+ * It must not call into the journal. One hook per journal; NULL removes it. */
+typedef int (*journal_add_hook)(const struct journal_outbox_row *row, void *userdata);
+void journal_set_add_hook(struct journal *j, journal_add_hook fn, void *userdata);
+
+/* Highest outbox id journal_outbox_unsent() can visit now: committed, and
+ * durably reserved. */
+int64_t journal_outbox_visible_max(struct journal *j);
+
 struct journal_stats {
 	uint64_t commits;       /* transactions committed or failed */
 	uint64_t writes;        /* writes in them */
 	uint64_t commit_us;     /* time spent committing (loop blocked), sum */
 	uint64_t commit_us_max; /* and longest */
+	uint64_t syncs;         /* WAL syncs (off the loop) */
+	uint64_t sync_us;       /* time in them, sum */
+	uint64_t sync_us_max;   /* and longest */
+	uint64_t checkpoints;   /* WAL checkpoints (off the loop) */
+	uint64_t checkpoint_us; /* time in them, sum */
 };
 
 void journal_get_stats(struct journal *j, struct journal_stats *ret);
@@ -164,6 +198,16 @@ int journal_outbox_prune(struct journal *j, int64_t sent_before_ms);
 
 /* Committed and pending unsent rows, and all rows. */
 int journal_outbox_count(struct journal *j, uint64_t *ret_unsent, uint64_t *ret_total);
+
+/* For the journal's extension modules (journal-limits.c), loop thread only:
+ * the connection, and the bracket around each of their writes so that the
+ * write joins the open batch (journal_write_begin() opens one if needed;
+ * journal_write_end(j, r) counts the write when r >= 0, and on r < 0 notices
+ * a batch SQLite rolled back; it returns r, or a flush error). Reads need no
+ * bracket: they see the open batch too. */
+struct sqlite3 *journal_db(struct journal *j);
+int journal_write_begin(struct journal *j);
+int journal_write_end(struct journal *j, int r);
 
 /* Unix time in ms (CLOCK_REALTIME). */
 int64_t journal_now_ms(void);

@@ -2,7 +2,9 @@
 #include "mqtt.h"
 
 #include <MQTTAsync.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,10 @@
 #define PAGE_MAX 256u /* outbox rows read per query */
 #define MSG_ID_PROPERTY "nl-msg-id"
 #define REFUSED_MAX 256u /* refused rows remembered, so each is logged once */
+/* A graceful stop (offline state, DISCONNECT) waits at most this long, and
+ * no longer than the configured timeout: with the broker unreachable the
+ * will says offline anyway, and a service stop must not hang. */
+#define STOP_MAX_MS 2000u
 
 enum conn_state {
 	CONN_IDLE,         /* not started, or stopped */
@@ -72,7 +78,77 @@ struct slot {
 	uint64_t generation; /* connection it was published on */
 };
 
+/* Paho, loaded at run time: libpaho-mqtt3a when the configuration has no
+ * TLS, libpaho-mqtt3as (which brings OpenSSL, some 3 MB of resident memory)
+ * only when it has. The two are the same API (one header). */
+#define PAHO_FUNCS(X)                                                                       \
+	X(MQTTAsync_connect)                                                                \
+	X(MQTTAsync_createWithOptions)                                                      \
+	X(MQTTAsync_destroy)                                                                \
+	X(MQTTAsync_disconnect)                                                             \
+	X(MQTTAsync_freeMessage)                                                            \
+	X(MQTTAsync_free)                                                                   \
+	X(MQTTAsync_sendMessage)                                                            \
+	X(MQTTAsync_setCallbacks)                                                           \
+	X(MQTTAsync_setDisconnected)                                                        \
+	X(MQTTAsync_strerror)                                                               \
+	X(MQTTAsync_subscribe)                                                              \
+	X(MQTTProperties_add)                                                               \
+	X(MQTTProperties_free)                                                              \
+	X(MQTTProperties_getProperty)                                                       \
+	X(MQTTReasonCode_toString)
+
+struct paho_api {
+#define PAHO_MEMBER(f) __typeof__(f) *f;
+	PAHO_FUNCS(PAHO_MEMBER)
+#undef PAHO_MEMBER
+};
+
+#define PAHO_LIB_PLAIN "libpaho-mqtt3a.so.1"
+#define PAHO_LIB_TLS "libpaho-mqtt3as.so.1"
+
+static struct paho_api paho_apis[2]; /* [tls] */
+static bool paho_loaded[2];
+static pthread_mutex_t paho_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Loads one of the two libraries, once per process (never unloaded: Paho
+ * keeps global state and threads). RTLD_LOCAL: each resolves to itself. */
+static const struct paho_api *paho_load(bool tls)
+{
+	const char *name = tls ? PAHO_LIB_TLS : PAHO_LIB_PLAIN;
+	const struct paho_api *api = NULL;
+	struct paho_api a;
+	void *h;
+
+	pthread_mutex_lock(&paho_lock);
+	if (paho_loaded[tls]) {
+		api = &paho_apis[tls];
+		goto out;
+	}
+	h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		log_err("mqtt: cannot load %s: %s", name, dlerror());
+		goto out;
+	}
+#define PAHO_SYM(f)                                                                         \
+	*(void **)&a.f = dlsym(h, #f);                                                      \
+	if (!a.f) {                                                                         \
+		log_err("mqtt: %s lacks %s", name, #f);                                     \
+		goto out;                                                                   \
+	}
+	PAHO_FUNCS(PAHO_SYM)
+#undef PAHO_SYM
+	paho_apis[tls] = a;
+	paho_loaded[tls] = true;
+	api = &paho_apis[tls];
+	log_debug("mqtt: using %s", name);
+out:
+	pthread_mutex_unlock(&paho_lock);
+	return api;
+}
+
 struct mqtt {
+	const struct paho_api *paho;
 	sd_event *event;
 	const struct config *config;
 	struct journal *journal;
@@ -212,7 +288,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 		goto drop;
 	memcpy(ev->topic, topic, tlen);
 	ev->topic[tlen] = '\0';
-	p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+	p = m->paho->MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
 	if (p) {
 		ev->response_topic = malloc((size_t)p->value.data.len + 1);
 		if (!ev->response_topic)
@@ -220,7 +296,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 		memcpy(ev->response_topic, p->value.data.data, (size_t)p->value.data.len);
 		ev->response_topic[p->value.data.len] = '\0';
 	}
-	p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+	p = m->paho->MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
 	if (p) {
 		ev->correlation = dup_bytes(p->value.data.data, (size_t)p->value.data.len);
 		ev->correlation_len = (size_t)p->value.data.len;
@@ -234,8 +310,8 @@ drop:
 out:
 	/* The message and topic belong to Paho: hand them back. Returning 1
 	 * tells Paho we took delivery. */
-	MQTTAsync_freeMessage(&msg);
-	MQTTAsync_free(topic);
+	m->paho->MQTTAsync_freeMessage(&msg);
+	m->paho->MQTTAsync_free(topic);
 	return 1;
 }
 
@@ -351,18 +427,18 @@ static void on_disconnect_fail5(void *context, MQTTAsync_failureData5 *response)
 
 /* ---------------- loop thread ---------------- */
 
-static const char *paho_error(int code)
+static const char *paho_error(const struct mqtt *m, int code)
 {
-	const char *s = MQTTAsync_strerror(code);
+	const char *s = m->paho->MQTTAsync_strerror(code);
 	return s ? s : "unknown error";
 }
 
 /* Reason codes (>= 0x80) and MQTTASYNC_* codes (< 0) share an int. */
-static const char *code_name(int code)
+static const char *code_name(const struct mqtt *m, int code)
 {
 	if (code > 0)
-		return MQTTReasonCode_toString((enum MQTTReasonCodes)code);
-	return paho_error(code);
+		return m->paho->MQTTReasonCode_toString((enum MQTTReasonCodes)code);
+	return paho_error(m, code);
 }
 
 static uint64_t next_random(struct mqtt *m)
@@ -493,9 +569,9 @@ static int do_connect(struct mqtt *m)
 		o->ssl = &ssl;
 	}
 	m->state = CONN_CONNECTING;
-	rc = MQTTAsync_connect(m->client, o);
+	rc = m->paho->MQTTAsync_connect(m->client, o);
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("mqtt: connect to %s failed at once: %s", m->uri, paho_error(rc));
+		log_err("mqtt: connect to %s failed at once: %s", m->uri, paho_error(m, rc));
 		schedule_reconnect(m);
 		return -EIO;
 	}
@@ -525,7 +601,7 @@ static int send_message(struct mqtt *m, const char *topic, const void *payload, 
 	msg.retained = retain;
 	if (props)
 		msg.properties = *props;
-	return MQTTAsync_sendMessage(m->client, topic, &msg, ro);
+	return m->paho->MQTTAsync_sendMessage(m->client, topic, &msg, ro);
 }
 
 int mqtt_publish(struct mqtt *m, const struct mqtt_message *msg)
@@ -545,16 +621,16 @@ int mqtt_publish(struct mqtt *m, const struct mqtt_message *msg)
 			MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_CORRELATION_DATA };
 			p.value.data.data = (char *)msg->correlation;
 			p.value.data.len = (int)msg->correlation_len;
-			MQTTProperties_add(&props, &p);
+			m->paho->MQTTProperties_add(&props, &p);
 		}
 	} else {
 		ro.onFailure = on_direct_fail;
 	}
 	rc = send_message(m, msg->topic, msg->payload, msg->payload_len, msg->qos, msg->retain,
 			  m->v5 ? &props : NULL, &ro);
-	MQTTProperties_free(&props);
+	m->paho->MQTTProperties_free(&props);
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_warning("mqtt: publish to %s refused: %s", msg->topic, paho_error(rc));
+		log_warning("mqtt: publish to %s refused: %s", msg->topic, paho_error(m, rc));
 		return rc == MQTTASYNC_DISCONNECTED ? -ENOTCONN : -EIO;
 	}
 	return 0;
@@ -697,11 +773,11 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 		p.value.data.len = (int)strlen(MSG_ID_PROPERTY);
 		p.value.value.data = idstr;
 		p.value.value.len = (int)strlen(idstr);
-		MQTTProperties_add(&props, &p);
+		m->paho->MQTTProperties_add(&props, &p);
 	}
 	rc = send_message(m, row->topic, row->payload, row->payload_len, row->qos, row->retain,
 			  m->v5 ? &props : NULL, &ro);
-	MQTTProperties_free(&props);
+	m->paho->MQTTProperties_free(&props);
 	if (rc != MQTTASYNC_SUCCESS) {
 		if (rc == MQTTASYNC_DISCONNECTED || rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT ||
 		    rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_NO_MORE_MSGIDS) {
@@ -711,7 +787,7 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 		}
 		/* Paho refused this row (bad topic...): skip it for now; it
 		 * stays unsent and is retried after a backoff. */
-		row_refused(m, row->id, row->topic, paho_error(rc));
+		row_refused(m, row->id, row->topic, paho_error(m, rc));
 		m->cursor = row->id;
 		return 0;
 	}
@@ -749,8 +825,15 @@ static void pump(struct mqtt *m)
 			log_err("mqtt: reading the outbox failed: %s", strerror(-n));
 			break;
 		}
-		if ((unsigned)n < want)
-			break; /* caught up */
+		if ((unsigned)n < want) {
+			/* Caught up: every visible row past the cursor was handed
+			 * to Paho (or refused, and retry_from has it) or is sent. */
+			int64_t vis = journal_outbox_visible_max(m->journal);
+
+			if (!m->send_blocked && m->cursor < vis)
+				m->cursor = vis;
+			break;
+		}
 	}
 }
 
@@ -771,6 +854,25 @@ static void on_outbox_committed(void *userdata)
 	mqtt_kick(userdata);
 }
 
+/* journal add hook: a QoS 1 row just added to the open batch goes out now,
+ * before its commit, if nothing before it is still waiting: every row with
+ * a lower id was handed to Paho on this connection (the cursor is right
+ * behind it and the drain caught up with the committed rows), none awaits
+ * a retry, and the window has room. Order is then still id order. */
+static int on_outbox_added(const struct journal_outbox_row *row, void *userdata)
+{
+	struct mqtt *m = userdata;
+
+	if (m->state != CONN_CONNECTED || row->qos != 1 || m->retry_from || m->send_blocked ||
+	    m->busy >= m->n_slots || m->cursor != row->id - 1 ||
+	    m->cursor < journal_outbox_visible_max(m->journal))
+		return 1;
+	if (publish_row(row, m) != 0 || m->cursor != row->id || m->retry_from)
+		return 1;
+	m->stats.early++;
+	return 0;
+}
+
 static void subscribe(struct mqtt *m)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -784,9 +886,9 @@ static void subscribe(struct mqtt *m)
 		ro.onSuccess = on_sub_ok;
 		ro.onFailure = on_sub_fail;
 	}
-	rc = MQTTAsync_subscribe(m->client, m->request_filter, 1, &ro);
+	rc = m->paho->MQTTAsync_subscribe(m->client, m->request_filter, 1, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
-		log_err("mqtt: subscribe to %s refused: %s", m->request_filter, paho_error(rc));
+		log_err("mqtt: subscribe to %s refused: %s", m->request_filter, paho_error(m, rc));
 }
 
 /* Slots still busy from an earlier connection. Paho fails every publish
@@ -934,12 +1036,19 @@ static void finish_stop(struct mqtt *m)
 		cb(m, m->stopped_ud);
 }
 
+static unsigned stop_ms(const struct mqtt *m)
+{
+	uint64_t t = (uint64_t)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 1000u;
+
+	return t < STOP_MAX_MS ? (unsigned)t : STOP_MAX_MS;
+}
+
 static void disconnect(struct mqtt *m)
 {
 	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 	int rc;
 
-	o.timeout = (int)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 1000;
+	o.timeout = (int)stop_ms(m) / 2;
 	o.context = m;
 	if (m->v5) {
 		o.onSuccess5 = on_disconnect_ok5;
@@ -948,7 +1057,7 @@ static void disconnect(struct mqtt *m)
 		o.onSuccess = on_disconnect_ok;
 		o.onFailure = on_disconnect_fail;
 	}
-	rc = MQTTAsync_disconnect(m->client, &o);
+	rc = m->paho->MQTTAsync_disconnect(m->client, &o);
 	if (rc != MQTTASYNC_SUCCESS)
 		finish_stop(m);
 }
@@ -964,7 +1073,7 @@ static void handle_event(void *msg, void *userdata)
 		break;
 	case EV_CONNECT_FAILED:
 		if (m->state == CONN_CONNECTING) {
-			log_warning("mqtt: connect to %s failed: %s%s%s", m->uri, code_name(ev->code),
+			log_warning("mqtt: connect to %s failed: %s%s%s", m->uri, code_name(m, ev->code),
 				    ev->text ? ": " : "", ev->text ? ev->text : "");
 			schedule_reconnect(m);
 		}
@@ -973,7 +1082,7 @@ static void handle_event(void *msg, void *userdata)
 		handle_down(m, "connection lost", ev->text);
 		break;
 	case EV_SERVER_DISCONNECT:
-		handle_down(m, "broker disconnected us", code_name(ev->code));
+		handle_down(m, "broker disconnected us", code_name(m, ev->code));
 		break;
 	case EV_MESSAGE:
 		if (m->state == CONN_CONNECTED)
@@ -996,13 +1105,13 @@ static void handle_event(void *msg, void *userdata)
 				   ev->code != MQTTASYNC_OPERATION_INCOMPLETE) {
 				/* Refused on a live connection (MQTT 5 PUBACK
 				 * reason >= 0x80: quota, ACL...): retried on it. */
-				row_refused(m, s->outbox_id, NULL, code_name(ev->code));
+				row_refused(m, s->outbox_id, NULL, code_name(m, ev->code));
 			} else {
 				/* Lost with its connection: unsent in the journal,
 				 * it goes out again on the next one. */
 				m->stats.failed++;
 				log_debug("mqtt: outbox message %lld not acknowledged: %s",
-					  (long long)s->outbox_id, code_name(ev->code));
+					  (long long)s->outbox_id, code_name(m, ev->code));
 			}
 			s->busy = false;
 			m->busy--;
@@ -1014,10 +1123,10 @@ static void handle_event(void *msg, void *userdata)
 		break;
 	case EV_SUB_FAILED:
 		log_err("mqtt: subscription to %s refused: %s", m->request_filter,
-			code_name(ev->code));
+			code_name(m, ev->code));
 		break;
 	case EV_DIRECT_FAILED:
-		log_warning("mqtt: publish failed: %s", code_name(ev->code));
+		log_warning("mqtt: publish failed: %s", code_name(m, ev->code));
 		break;
 	case EV_OFFLINE_DONE:
 		if (m->state == CONN_STOPPING)
@@ -1056,8 +1165,7 @@ int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata)
 	m->state = CONN_STOPPING;
 	(void)sd_event_source_set_enabled(m->reconnect_timer, SD_EVENT_OFF);
 	(void)sd_event_source_set_enabled(m->retry_timer, SD_EVENT_OFF);
-	r = sd_event_source_set_time_relative(
-		m->stop_timer, (uint64_t)config_int(m->config, CONFIG_MQTT_TIMEOUT) * 2000000u);
+	r = sd_event_source_set_time_relative(m->stop_timer, (uint64_t)stop_ms(m) * 1000u);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(m->stop_timer, SD_EVENT_ONESHOT);
 	if (r < 0)
@@ -1150,6 +1258,11 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	m->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uintptr_t)m;
 	if (!m->rng)
 		m->rng = 1;
+	m->paho = paho_load(tls);
+	if (!m->paho) {
+		r = -ELIBACC;
+		goto fail;
+	}
 	r = -ENOMEM;
 	if (asprintf(&m->uri, "%s://%s%s%s:%lld", tls ? "ssl" : "tcp", v6 ? "[" : "", host,
 		     v6 ? "]" : "", (long long)config_int(c, CONFIG_MQTT_PORT)) < 0) {
@@ -1225,24 +1338,26 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	 * while connected: leave room for the window plus state and replies. */
 	co.maxBufferedMessages = (int)m->n_slots + 256;
 	co5.maxBufferedMessages = (int)m->n_slots + 256;
-	rc = MQTTAsync_createWithOptions(&m->client, m->uri, config_str(c, CONFIG_MQTT_CLIENT_ID),
+	rc = m->paho->MQTTAsync_createWithOptions(&m->client, m->uri, config_str(c, CONFIG_MQTT_CLIENT_ID),
 					 MQTTCLIENT_PERSISTENCE_NONE, NULL, m->v5 ? &co5 : &co);
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("mqtt: cannot create a client for %s: %s", m->uri, paho_error(rc));
+		log_err("mqtt: cannot create a client for %s: %s", m->uri, paho_error(m, rc));
 		m->client = NULL;
 		r = -EINVAL;
 		goto fail;
 	}
-	rc = MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL);
+	rc = m->paho->MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL);
 	if (rc == MQTTASYNC_SUCCESS && m->v5)
-		rc = MQTTAsync_setDisconnected(m->client, m, on_disconnected);
+		rc = m->paho->MQTTAsync_setDisconnected(m->client, m, on_disconnected);
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("mqtt: cannot set callbacks: %s", paho_error(rc));
+		log_err("mqtt: cannot set callbacks: %s", paho_error(m, rc));
 		r = -EIO;
 		goto fail;
 	}
-	if (j)
+	if (j) {
 		journal_set_outbox_hook(j, on_outbox_committed, m);
+		journal_set_add_hook(j, on_outbox_added, m);
+	}
 	*ret = m;
 	return 0;
 fail:
@@ -1254,14 +1369,16 @@ void mqtt_free(struct mqtt *m)
 {
 	if (!m)
 		return;
-	if (m->journal)
+	if (m->journal) {
 		journal_set_outbox_hook(m->journal, NULL, NULL);
+		journal_set_add_hook(m->journal, NULL, NULL);
+	}
 	/* Refuse further events first; then no Paho thread is left holding
 	 * our context once the client is destroyed. */
 	if (m->queue)
 		queue_close(m->queue);
 	if (m->client)
-		MQTTAsync_destroy(&m->client);
+		m->paho->MQTTAsync_destroy(&m->client);
 	queue_free(m->queue);
 	sd_event_source_disable_unref(m->reconnect_timer);
 	sd_event_source_disable_unref(m->stop_timer);

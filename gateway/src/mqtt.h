@@ -18,7 +18,15 @@
  *
  * Outbox drain: once connected, committed unsent outbox rows are published
  * in id order, at most max_inflight QoS 1 messages awaiting PUBACK at once.
- * A row is marked sent on its PUBACK (QoS 1) or when handed to Paho (QoS 0).
+ * A QoS 1 row added while the drain has caught up (every lower id handed to
+ * Paho, none awaiting a retry, room in the window) is published at once,
+ * from the open batch, before its commit (journal add hook): the order is
+ * still id order. A row is marked sent on its PUBACK (QoS 1; in whatever
+ * batch is open, so a PUBACK before the commit marks it in the same
+ * transaction) or when handed to Paho (QoS 0).
+ *
+ * Paho is loaded at run time: libpaho-mqtt3a without TLS, libpaho-mqtt3as
+ * (and with it OpenSSL, about 3 MB of RSS) only when TLS is configured.
  * After a broker outage or a crash, unsent rows go out again with the same
  * id: with MQTT 5 the id travels in the user property "nl-msg-id" (producers
  * put it in the payload too: journal_outbox_next_id()), so consumers dedupe.
@@ -28,6 +36,10 @@
  * and is retried on the same connection after a backoff (0.5 s doubling to
  * 30 s, reset once a refused row gets through); each row's refusal is logged
  * once. Rows after it are not held back meanwhile.
+ *
+ * Stop: mqtt_stop() waits at most 2 s (or the configured timeout, if
+ * shorter) for the offline state and the DISCONNECT; an unreachable broker
+ * must not hold up a service stop, and the will covers it.
  *
  * State: BASE/gateways/ID/state carries docs/schemas/gateway-state.json
  * (nl_payload_gateway_state()). The will says offline with "will": true and
@@ -99,7 +111,7 @@ void mqtt_set_connected_handler(struct mqtt *m, mqtt_connected_fn fn, void *user
 int mqtt_start(struct mqtt *m);
 
 /* Graceful stop: publishes the offline state (retained), disconnects, then
- * calls cb from the loop. Bounded by the configured timeout. */
+ * calls cb from the loop. Bounded by 2 s or the configured timeout. */
 int mqtt_stop(struct mqtt *m, mqtt_stopped_fn cb, void *userdata);
 
 /* New outbox rows were committed: publish them soon. Cheap. mqtt_new()
@@ -125,6 +137,7 @@ struct mqtt_stats {
 	uint64_t published;  /* outbox rows handed to Paho */
 	uint64_t acked;      /* outbox rows marked sent */
 	uint64_t failed;     /* outbox publishes that failed or were refused (retried) */
+	uint64_t early;      /* of published, handed to Paho before their commit */
 	unsigned inflight;   /* QoS 1 rows awaiting PUBACK */
 };
 void mqtt_get_stats(const struct mqtt *m, struct mqtt_stats *ret);

@@ -116,6 +116,7 @@ static const char *const op_names[NL_PAYLOAD_OP_COUNT] = {
 	[NL_PAYLOAD_OP_STOP_SESSION] = "stop_session",
 	[NL_PAYLOAD_OP_READ_STATE] = "read_state",
 	[NL_PAYLOAD_OP_AUTHORISE] = "authorise",
+	[NL_PAYLOAD_OP_PAIR] = "pair",
 };
 
 static const char *const role_names[NL_PAYLOAD_ROLE_COUNT] = {
@@ -2055,9 +2056,10 @@ static int parse_params(struct parser *p, enum nl_payload_op op, const cJSON *pa
 	static const char *const k_none[] = { NULL };
 	static const char *const k_set_time[] = { "time", NULL };
 	static const char *const k_lock[] = { "reason", NULL };
-	static const char *const k_unlock[] = { "operator", "reason", NULL };
+	static const char *const k_unlock[] = { "operator", "reason", "reason_text", NULL };
 	static const char *const k_set_zone[] = { "zone", NULL };
 	static const char *const k_stop[] = { "session_id", NULL };
+	static const char *const k_pair[] = { "passkey", "confirm", NULL };
 	const cJSON *c = NULL;
 
 	switch (op) {
@@ -2089,7 +2091,10 @@ static int parse_params(struct parser *p, enum nl_payload_op op, const cJSON *pa
 	case NL_PAYLOAD_OP_UNLOCK:
 		if (check_members(p, params, "params", k_unlock) < 0 ||
 		    parse_operator(p, params, "params", r->u.unlock.operator_id,
-				   &r->u.unlock.operator_role) < 0)
+				   &r->u.unlock.operator_role) < 0 ||
+		    member(p, params, "params", "reason_text", false, &c) < 0)
+			return p->rc;
+		if (c && get_text(p, c, "params.reason_text", r->u.unlock.reason_text) < 0)
 			return p->rc;
 		return parse_reason(p, params, &r->u.unlock.reason);
 	case NL_PAYLOAD_OP_SET_ZONE:
@@ -2110,6 +2115,26 @@ static int parse_params(struct parser *p, enum nl_payload_op op, const cJSON *pa
 		return check_members(p, params, "params", k_none);
 	case NL_PAYLOAD_OP_AUTHORISE:
 		return parse_authorise(p, params, &r->u.authorise);
+	case NL_PAYLOAD_OP_PAIR: {
+		const cJSON *k = NULL;
+
+		/* Exactly one of passkey and confirm. */
+		if (check_members(p, params, "params", k_pair) < 0 ||
+		    member(p, params, "params", "passkey", false, &k) < 0 ||
+		    member(p, params, "params", "confirm", false, &c) < 0)
+			return p->rc;
+		if (k && c)
+			return perr(p, NL_PAYLOAD_REQ_OUT_OF_RANGE, "params.confirm",
+				    "params.confirm: passkey and confirm are exclusive");
+		if (k) {
+			r->u.pair.has_passkey = true;
+			return get_uint(p, k, "params.passkey", 0, 999999, &r->u.pair.passkey);
+		}
+		if (!c)
+			return perr(p, NL_PAYLOAD_REQ_MISSING_FIELD, "params.passkey",
+				    "params.passkey: passkey or confirm is required");
+		return get_bool(p, c, "params.confirm", &r->u.pair.confirm);
+	}
 	case NL_PAYLOAD_OP_COUNT:
 		break;
 	}

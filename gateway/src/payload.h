@@ -284,6 +284,7 @@ enum nl_payload_op {
 	NL_PAYLOAD_OP_STOP_SESSION = 4,
 	NL_PAYLOAD_OP_READ_STATE = 5,
 	NL_PAYLOAD_OP_AUTHORISE = 6,
+	NL_PAYLOAD_OP_PAIR = 7,
 	NL_PAYLOAD_OP_COUNT
 };
 const char *nl_payload_op_name(enum nl_payload_op op);
@@ -344,6 +345,10 @@ struct nl_payload_request {
 			uint8_t reason;
 			char operator_id[NL_PAYLOAD_ID_MAX + 1];
 			uint8_t operator_role;
+			/* free text, "" when absent: why the unlock is
+			 * authorised (required when the limits engine locked
+			 * the pen, docs/limits.md) */
+			char reason_text[NL_PAYLOAD_TEXT_MAX + 1];
 		} unlock;
 		struct {
 			uint8_t zone;       /* 1..NL_ZONE_COUNT-1 */
@@ -352,6 +357,11 @@ struct nl_payload_request {
 			uint32_t session_id; /* 0: whatever session is open */
 		} stop_session;
 		struct nl_payload_authorise authorise;
+		struct {
+			bool has_passkey;   /* else: confirm */
+			uint32_t passkey;   /* 0..999999 */
+			bool confirm;
+		} pair;
 	} u;
 };
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Boots the Debian kernel in qemu with the real BlueZ stack on two virtual
-# LE controllers and runs end-to-end tests inside it.
+# Boots the Debian kernel in qemu with the real BlueZ stack on virtual LE
+# controllers (two unless -a) and runs end-to-end tests inside it.
 #
-# Usage: run-vm.sh [-t SECONDS] [-T SECONDS] [-m MIB] BUILD_DIR RESULTS_DIR NAME=COMMAND...
+# Usage: run-vm.sh [-t SECONDS] [-T SECONDS] [-m MIB] [-c CPUS] [-a ADAPTERS] BUILD_DIR RESULTS_DIR NAME=COMMAND...
 #   BUILD_DIR    build tree: holds the cached initramfs; shared read-write
 #                with the guest at the same path
 #   RESULTS_DIR  created if missing; shared read-write at the same path.
@@ -16,6 +16,9 @@
 #       the run fails
 #   -T  limit per guest test (default 120)
 #   -m  guest memory in MiB (default 512)
+#   -c  guest vCPUs (default 2)
+#   -a  virtual LE controllers btvirt creates (2..4, default 2): hci0,
+#       hci1, ... in the guest
 #
 # The guest's root is the host's own root, read-only over virtio-9p under a
 # tmpfs overlay, so the guest runs exactly the BlueZ, D-Bus and Python
@@ -29,6 +32,8 @@ src=$(cd "$here/../.." && pwd)
 vm_timeout=300
 test_timeout=120
 mem=512
+cpus=2
+adapters=2
 
 fail() {
 	echo "bluez-vm: FAIL: $*" >&2
@@ -36,23 +41,27 @@ fail() {
 }
 
 usage() {
-	sed -n '/^# Usage:/,/^# *-m /p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '/^# Usage:/,/^#       hci1, /p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-while getopts "t:T:m:" opt; do
+while getopts "t:T:m:c:a:" opt; do
 	case $opt in
 	t) vm_timeout=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
 	m) mem=$OPTARG ;;
+	c) cpus=$OPTARG ;;
+	a) adapters=$OPTARG ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -ge 3 ] || usage
-for n in "$vm_timeout" "$test_timeout" "$mem"; do
+for n in "$vm_timeout" "$test_timeout" "$mem" "$cpus" "$adapters"; do
 	[[ $n =~ ^[0-9]+$ ]] || fail "not a number: $n"
 done
+[ "$cpus" -ge 1 ] || fail "-c: at least 1 vCPU"
+[ "$adapters" -ge 2 ] && [ "$adapters" -le 4 ] || fail "-a: 2 to 4 controllers, not $adapters"
 
 build=$(cd "$1" 2>/dev/null && pwd) || fail "build dir '$1' does not exist"
 mkdir -p "$2" || fail "cannot create results dir '$2'"
@@ -138,14 +147,15 @@ fi
 console=$results/console.log
 cmdline="console=ttyS0 loglevel=4 panic=-1 rdinit=/init"
 cmdline+=" nl_src=$src nl_build=$build nl_res=$results nl_init=$here/guest/stack.sh"
-cmdline+=" nl_test_timeout=$test_timeout"
+cmdline+=" nl_test_timeout=$test_timeout nl_adapters=$adapters"
 
-echo "bluez-vm: kernel $kver, ${accel[*]}, ${mem} MiB, ${#tests[@]} test(s), limit ${vm_timeout} s"
+echo "bluez-vm: kernel $kver, ${accel[*]}, $cpus vCPU(s), ${mem} MiB, $adapters controllers," \
+	"${#tests[@]} test(s), limit ${vm_timeout} s"
 echo "bluez-vm: console in $console"
 start=$SECONDS
 # timeout(1) is a second bound: should this script be killed outright (by
 # ctest, say), qemu still dies 30 s after the limit.
-timeout -k 5 $((vm_timeout + 30)) "$qemu" "${accel[@]}" -smp 2 -m "$mem" -machine pc \
+timeout -k 5 $((vm_timeout + 30)) "$qemu" "${accel[@]}" -smp "$cpus" -m "$mem" -machine pc \
 	-nographic -monitor none -serial stdio -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
 	-nic none \
@@ -200,6 +210,9 @@ if [ ! -f "$results/status" ]; then
 	report
 	reason="guest wrote no status file"
 	grep -q 'Kernel panic' "$console" && reason+=" (kernel panic)"
+	oops='kernel BUG at|general protection fault|list_del corruption|Oops:'
+	grep -Eq "$oops" "$console" &&
+		reason+=" (guest kernel oops: $(grep -Em1 "$oops" "$console"))"
 	grep -q 'nl-init: FATAL' "$console" && reason+=" ($(grep -m1 'nl-init: FATAL' "$console"))"
 	grep -q 'nl-vm: FATAL' "$console" && reason+=" ($(grep -m1 'nl-vm: FATAL' "$console"))"
 	fail "$reason"

@@ -488,6 +488,31 @@ def case_gateway_kill(env):
           "the journal holds every record")
 
 
+def case_shutdown_broker_gone(env):
+    """SIGINT (Ctrl-C) while the broker is unreachable: stopped, so no TCP
+    reset tells Paho the connection is dead. needlelinkd must exit by itself
+    with code 0 (the demo needed SIGKILL), its journal complete."""
+    env.start_broker()
+    env.start_sub()
+    env.start_gw()
+    s = scn(env, "full-face.json")
+    env.start_sim("ff", s, 30)
+    env.wait_for(lambda: len(records_of(env, "PEN-FF01")) >= 5, 60, "5 records")
+    env.procs["broker"].send_signal(signal.SIGSTOP)
+    try:
+        # A deadline, not a timing claim: the old shutdown waited 12 s.
+        rc = env.stop("gw", signal.SIGINT, timeout=8)
+    finally:
+        env.procs["broker"].send_signal(signal.SIGCONT)
+    check(rc == 0, "needlelinkd exits 0 on SIGINT with the broker unreachable (%s)" % rc)
+    log = env.gw_log()
+    check("shutdown took too long" not in log, "the MQTT stop gave up within its own bound")
+    acked = acked_through(env, "ff")
+    check(acked >= 1, "the pen had acknowledged records (through %d)" % acked)
+    check(set(range(1, acked + 1)) <= journal_seqs(env, "PEN-FF01"),
+          "every record the pen pruned (<= %d) is in the journal" % acked)
+
+
 def case_corrupt(env):
     env.start_broker()
     env.start_sub()
@@ -516,6 +541,16 @@ def case_corrupt(env):
           "health counts the bad pen's decode errors (%d)" % last["PEN-BAD1"]["errors"]["decode"])
     check(last["PEN-FF01"]["errors"]["decode"] == 0 and last["PEN-FF01"]["connects"] == 1,
           "the good pen: no decode error, one connection")
+
+    def health_pen(serial):
+        h = [p for t, p in env.messages()
+             if t == "%s/gateways/e2e-gw/health" % BASE and isinstance(p, dict)]
+        return next((p for p in (h[-1]["pens"] if h else []) if p["serial"] == serial), {})
+    env.wait_for(lambda: health_pen("PEN-FF01").get("records", 0) >= good_pen["last_seq"], 30,
+                 "health to count every record of the good pen (%d)" % good_pen["last_seq"])
+    rssi = health_pen("PEN-FF01").get("rssi_dbm")
+    check(isinstance(rssi, int) and -127 <= rssi <= 20,
+          "health carries the good pen's RSSI from its advertisement (%s dBm)" % rssi)
     msgs = env.messages()
 
     def avail(i, serial, state):
@@ -600,6 +635,7 @@ CASES = {
     "link-loss": case_link_loss,
     "broker-restart": case_broker_restart,
     "gateway-kill": case_gateway_kill,
+    "shutdown-broker-gone": case_shutdown_broker_gone,
     "corrupt": case_corrupt,
     "config": case_config,
     "sixteen-pens": case_sixteen,

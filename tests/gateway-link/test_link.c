@@ -988,10 +988,50 @@ static void test_sim_process(const char *sim)
 	rm_tree_flat(state);
 }
 
+/* A long catch-up (PENMGR_CATCHUP_PROGRESS_MIN records or more) shows its
+ * progress in the snapshot while it runs, and clears it when done. */
+static bool cond_progress(struct harness *h, void *data)
+{
+	struct penmgr_snapshot *out = data;
+
+	return penmgr_get_snapshot(h->pm, "NLT-P1", out) == 0 && out->catchup_expected > 0 &&
+	       out->catchup_received > 0;
+}
+
+static void test_catchup_progress(void)
+{
+	static const char *const allow[] = { "NLT-P1", NULL };
+	struct harness h;
+	struct tpen *a;
+	struct penmgr_snapshot snap;
+	struct sim_pen_info info;
+
+	h_init(&h);
+	h.mode = H_COMMIT_DEFERRED;
+	h_gateway_start(&h, allow);
+	a = h_pen_new(&h, "NLT-P1", true);
+	h_pen_records(a, PENMGR_CATCHUP_PROGRESS_MIN + 20);
+	h_pen_info(a, &info);
+	CHECK_EQ(info.last_seq, PENMGR_CATCHUP_PROGRESS_MIN + 20);
+	h_wait(&h, cond_progress, &snap, 20000, "catch-up progress");
+	CHECK_EQ(snap.catchup_expected, info.last_seq);
+	CHECK(snap.catchup_received <= snap.catchup_expected);
+	CHECK(snap.state == PENMGR_STATE_CATCHING_UP);
+	h_wait(&h, cond_records, &(struct want_records){ "NLT-P1", info.last_seq }, 20000,
+	       "every record");
+	h_wait(&h, h_cond_ready, "NLT-P1", 20000, "READY");
+	check_exactly_once(&h, "NLT-P1", info.last_seq);
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-P1", &snap) == 0);
+	CHECK_EQ(snap.catchup_expected, 0);
+	CHECK_EQ(snap.catchup_received, 0);
+	h_fini(&h);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } scenarios[] = {
+	{ "catchup-progress", test_catchup_progress },
 	{ "catchup", test_catchup },   { "reconnect", test_reconnect }, { "corrupt", test_corrupt },
 	{ "allowlist", test_allowlist }, { "watchdog", test_watchdog }, { "cp", test_cp },
 	{ "gap", test_gap },	       { "refuse", test_refuse },

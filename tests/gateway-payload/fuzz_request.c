@@ -65,6 +65,9 @@ static void check_success(const struct nl_payload_request *r)
 			check(a->override_physician_id[0] && a->override_reason[0], "override");
 		break;
 	}
+	case NL_PAYLOAD_OP_PAIR:
+		check(!r->u.pair.has_passkey || r->u.pair.passkey <= 999999, "passkey");
+		break;
 	case NL_PAYLOAD_OP_COUNT:
 		check(0, "op count");
 		break;

@@ -374,7 +374,7 @@ resp["allOf"] = [
   {"if": {"properties": {"op": {"const": "authorise"}, "status": {"const": "applied"}}, "required": ["op", "status"]},
    "then": {"properties": {"result": obj({"limits_hash": ref("hash"), "limits": ref("limit_set"),
             "session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}})}}},
-  {"if": {"properties": {"op": {"enum": ["set_time", "lock", "unlock", "set_zone", "stop_session", "read_state"]}},
+  {"if": {"properties": {"op": {"enum": ["set_time", "lock", "unlock", "set_zone", "stop_session", "read_state", "pair"]}},
           "required": ["op"]},
    "then": {"properties": {"status": {"enum": ["ok", "failed", "error"]}}}},
 ] + [
@@ -387,6 +387,7 @@ resp["allOf"] = [
     ("set_zone", obj({"zone": ref("treatment_zone")})),
     ("stop_session", obj({"session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}})),
     ("read_state", obj({"state": {"$ref": "pen-state.json"}})),
+    ("pair", obj({"answered": {"enum": ["passkey", "confirm"]}})),
   ]
 ]
 write('response.json', resp)
@@ -402,10 +403,14 @@ reason = {"enum": ["policy", "passes", "needle_on", "cartridge", "operator", "fa
 write('request-set_time.json', request("set_time", {"time": {"type": "string",
     "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{3})?Z$"}}, [], "set_time request"))
 write('request-lock.json', request("lock", {"reason": reason}, [], "lock request"))
-write('request-unlock.json', request("unlock", {"operator": ref("operator"), "reason": reason}, ["operator"], "unlock request"))
+write('request-unlock.json', request("unlock", {"operator": ref("operator"), "reason": reason, "reason_text": ref("text")}, ["operator"], "unlock request"))
 write('request-set_zone.json', request("set_zone", {"zone": ref("treatment_zone")}, ["zone"], "set_zone request"))
 write('request-stop_session.json', request("stop_session", {"session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}}, [], "stop_session request"))
 write('request-read_state.json', request("read_state", {}, [], "read_state request"))
+pair = request("pair", {"passkey": {"type": "integer", "minimum": 0, "maximum": 999999},
+                        "confirm": {"type": "boolean"}}, [], "pair request")
+pair["properties"]["params"]["oneOf"] = [{"required": ["passkey"]}, {"required": ["confirm"]}]
+write('request-pair.json', pair)
 write('request-authorise.json', request("authorise", {
   "patient": ref("id"), "operator": ref("operator"),
   "skin_type": {"enum": ["I", "II", "III", "IV", "V", "VI"]},

@@ -721,6 +721,12 @@ struct bad_case {
 	bool schema_rejects; /* expressible in JSON Schema, so the schema refuses it too */
 };
 
+/* 257 bytes of text: one more than an unlock reason_text may have. */
+#define TEXT16 "abcdefghijklmnop"
+#define TEXT256 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 \
+	TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16 TEXT16
+#define TEXT257 TEXT256 "q"
+
 static const struct bad_case bad_cases[] = {
 	{ "read_state", "{", -EBADMSG, "", false },
 	{ "read_state", "[]", -EBADMSG, "", false },
@@ -781,6 +787,30 @@ static const struct bad_case bad_cases[] = {
 	  "{" HDR "\"params\":{\"operator\":{\"id\":\"op-1\",\"role\":\"nurse\",\"name\":\"Ann\"}}}",
 	  -E2BIG, "params.operator.name", true },
 	{ "unlock", "{" HDR "\"params\":{\"operator\":\"op-1\"}}", -EINVAL, "params.operator", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"reason_text\":\"\"}}",
+	  -ERANGE, "params.reason_text", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"reason_text\":\"line\\nbreak\"}}",
+	  -ERANGE, "params.reason_text", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"reason_text\":42}}",
+	  -EINVAL, "params.reason_text", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"reason_text\":null}}",
+	  -EINVAL, "params.reason_text", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"reason_text\":\"" TEXT257 "\"}}",
+	  -ERANGE, "params.reason_text", true },
+	{ "unlock",
+	  "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+	  "\"note\":\"x\"}}",
+	  -E2BIG, "params.note", true },
 };
 
 #define AUTH_OK                                                                      \
@@ -844,6 +874,17 @@ static const struct bad_case bad_auth[] = {
 	  -ENOENT, "params.patient", true },
 };
 
+static const struct bad_case bad_pair[] = {
+	{ "pair", "{" HDR "\"params\":{}}", -ENOENT, "params.passkey", true },
+	{ "pair", "{" HDR "\"params\":{\"passkey\":1000000}}", -ERANGE, "params.passkey", true },
+	{ "pair", "{" HDR "\"params\":{\"passkey\":-1}}", -ERANGE, "params.passkey", true },
+	{ "pair", "{" HDR "\"params\":{\"passkey\":\"123456\"}}", -EINVAL, "params.passkey", true },
+	{ "pair", "{" HDR "\"params\":{\"confirm\":\"yes\"}}", -EINVAL, "params.confirm", true },
+	{ "pair", "{" HDR "\"params\":{\"passkey\":1,\"confirm\":true}}", -ERANGE,
+	  "params.confirm", true },
+	{ "pair", "{" HDR "\"params\":{\"pin\":1}}", -E2BIG, "params.pin", true },
+};
+
 static void check_bad(const struct bad_case *c, unsigned idx)
 {
 	struct nl_payload_request r, before;
@@ -880,6 +921,9 @@ static void test_parser(void)
 {
 	static const char *const ok_set_time =
 		"{" HDR "\"params\":{\"time\":\"2026-11-24T10:00:00.123Z\"}}";
+	static const char *const ok_unlock_text =
+		"{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":\"physician\"},"
+		"\"reason\":\"policy\",\"reason_text\":\"pen checked, cap re-read \xc3\xa9\"}}";
 	static const char *const ok_auth =
 		"{" HDR "\"params\":{\"patient\":\"p-8f3a\",\"operator\":{\"id\":\"op-17\","
 		"\"role\":\"physician\"},\"skin_type\":\"V\",\"contraindications\":[\"keloid\","
@@ -896,10 +940,15 @@ static void test_parser(void)
 		{ "lock", "{" HDR "\"params\":{\"reason\":\"policy\"}}" },
 		{ "unlock", "{" HDR "\"params\":{\"operator\":{\"id\":\"op-17\",\"role\":"
 			    "\"physician\"},\"reason\":\"operator\"}}" },
+		{ "unlock", ok_unlock_text },
+		{ "unlock", "{" HDR "\"params\":{\"operator\":{\"id\":\"dr-1\",\"role\":"
+			    "\"physician\"},\"reason_text\":\"" TEXT256 "\"}}" },
 		{ "set_zone", "{" HDR "\"params\":{\"zone\":\"upper_lip\"}}" },
 		{ "stop_session", "{" HDR "\"params\":{\"session_id\":4294967295}}" },
 		{ "read_state", "{" HDR "\"params\":{}}" },
 		{ "authorise", "{" HDR "\"params\":{" AUTH_OK "}}" },
+		{ "pair", "{" HDR "\"params\":{\"passkey\":999999}}" },
+		{ "pair", "{" HDR "\"params\":{\"confirm\":false}}" },
 	};
 	char name[64];
 	int rc;
@@ -930,6 +979,21 @@ static void test_parser(void)
 	CHECK(r.u.set_time.has_time);
 	CHECK_EQ_INT(r.u.set_time.unix_ms, T_UNIX_MS + 123);
 
+	CHECK_EQ_INT(nl_payload_parse_request_ex("unlock", ok_unlock_text, strlen(ok_unlock_text), &r,
+						 &e),
+		     0);
+	CHECK_EQ_STR(r.u.unlock.operator_id, "dr-1");
+	CHECK_EQ_INT(r.u.unlock.operator_role, NL_PAYLOAD_ROLE_PHYSICIAN);
+	CHECK_EQ_INT(r.u.unlock.reason, NL_LOCK_REASON_POLICY);
+	CHECK_EQ_STR(r.u.unlock.reason_text, "pen checked, cap re-read \xc3\xa9");
+	CHECK_EQ_INT(nl_payload_parse_request_ex("unlock", "{" HDR "\"params\":{\"operator\":{"
+						 "\"id\":\"dr-1\",\"role\":\"nurse\"}}}",
+						 strlen("{" HDR "\"params\":{\"operator\":{"
+							"\"id\":\"dr-1\",\"role\":\"nurse\"}}}"),
+						 &r, &e),
+		     0);
+	CHECK_EQ_STR(r.u.unlock.reason_text, ""); /* absent */
+
 	CHECK_EQ_INT(nl_payload_parse_request_ex("authorise", ok_auth, strlen(ok_auth), &r, &e), 0);
 	CHECK_EQ_STR(r.u.authorise.patient, "p-8f3a");
 	CHECK_EQ_STR(r.u.authorise.operator_id, "op-17");
@@ -952,6 +1016,19 @@ static void test_parser(void)
 		check_bad(&bad_cases[i], i);
 	for (unsigned i = 0; i < sizeof(bad_auth) / sizeof(bad_auth[0]); i++)
 		check_bad(&bad_auth[i], 100 + i);
+	for (unsigned i = 0; i < sizeof(bad_pair) / sizeof(bad_pair[0]); i++)
+		check_bad(&bad_pair[i], 200 + i);
+	{
+		const char *j = "{" HDR "\"params\":{\"passkey\":12}}";
+
+		CHECK_EQ_INT(nl_payload_parse_request_ex("pair", j, strlen(j), &r, &e), 0);
+		CHECK(r.u.pair.has_passkey);
+		CHECK_EQ_INT(r.u.pair.passkey, 12);
+		j = "{" HDR "\"params\":{\"confirm\":true}}";
+		CHECK_EQ_INT(nl_payload_parse_request_ex("pair", j, strlen(j), &r, &e), 0);
+		CHECK(!r.u.pair.has_passkey);
+		CHECK(r.u.pair.confirm);
+	}
 
 	/* The error response echoes the transaction even when the request is
 	 * refused, and names the field. */

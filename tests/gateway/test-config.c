@@ -276,6 +276,32 @@ static void test_example(const char *example)
 	config_free(c);
 }
 
+/* [bluetooth]: just_works is a boolean (default false), bonds a path. */
+static void test_bluetooth(void)
+{
+	struct config *c;
+	char p[600];
+	const char *path = write_file("bt.conf",
+				      "[bluetooth]\n"          /* 1 */
+				      "just_works = maybe\n"   /* 2 not a boolean */
+				      "bonds = /var/lib/x\n"); /* 3 */
+
+	CHECK_INT(config_new(&c), 0);
+	CHECK(!config_bool(c, CONFIG_BLUETOOTH_JUST_WORKS));
+	CHECK_STR(config_str(c, CONFIG_BLUETOOTH_BONDS), "");
+	CHECK_INT(config_load(c, path, true), -EINVAL);
+	snprintf(p, sizeof(p), "%s:2: ", path);
+	CHECK(has_error(c, p, "[bluetooth] just_works: expected true or false, got 'maybe'"));
+	CHECK_INT(config_n_errors(c), 1);
+	CHECK(!config_bool(c, CONFIG_BLUETOOTH_JUST_WORKS));
+	CHECK_STR(config_str(c, CONFIG_BLUETOOTH_BONDS), "/var/lib/x");
+	CHECK_INT(config_set(c, "bluetooth.just_works", "yes"), 0);
+	CHECK(config_bool(c, CONFIG_BLUETOOTH_JUST_WORKS));
+	CHECK_INT(config_set(c, "bluetooth.just_works", "off"), 0);
+	CHECK(!config_bool(c, CONFIG_BLUETOOTH_JUST_WORKS));
+	config_free(c);
+}
+
 int main(int argc, char **argv)
 {
 	CHECK(mkdtemp(dir));
@@ -283,6 +309,7 @@ int main(int argc, char **argv)
 	test_good_file();
 	test_errors();
 	test_secrets();
+	test_bluetooth();
 	if (argc > 1)
 		test_example(argv[1]);
 	else

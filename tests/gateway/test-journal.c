@@ -283,12 +283,21 @@ static void test_outbox(void)
 	wait_commit(j);
 	journal_close(j);
 	CHECK_INT(journal_open(loop, db_path("outbox.db"), NULL, &j), 0);
-	CHECK_INT(journal_outbox_next_id(j), 21);
-	CHECK_INT(add_msg(j, "t/x", 1), 21);
+	/* A restart skips the ids reserved by the last run (some may have
+	 * been published before their row was durable). */
+	first = journal_outbox_next_id(j);
+	CHECK(first > 20);
+	CHECK_INT(add_msg(j, "t/x", 1), first);
 	wait_commit(j);
 	c = (struct collect){ 0 };
 	CHECK_INT(journal_outbox_unsent(j, 0, 100, on_row, &c), 9);
-	CHECK_INT(c.ids[8], 21);
+	CHECK_INT(c.ids[8], first);
+	{
+		struct journal_stats st;
+
+		journal_get_stats(j, &st);
+		CHECK(st.syncs >= 1); /* commits made durable off the loop */
+	}
 	CHECK_INT(journal_add_outbox(j, "t", "x", 1, 2, false, NULL), -EINVAL);
 	CHECK_INT(journal_add_outbox(j, "", "x", 1, 1, false, NULL), -EINVAL);
 	journal_close(j);
@@ -342,7 +351,8 @@ static void test_crash(void)
 	CHECK_INT(seq, 500);
 	CHECK_INT(journal_outbox_count(j, &unsent, &total), 0);
 	CHECK_INT(total, 100);
-	CHECK_INT(journal_outbox_next_id(j), 101);
+	/* Past every id the crashed run may have published. */
+	CHECK(journal_outbox_next_id(j) > 100);
 	journal_close(j);
 }
 

@@ -145,13 +145,20 @@ static void r02_ignored_clamp_locks(void)
 	CHECK_INT(limits_session_cp_result(x->s, NL_CP_CLAMP, NL_CP_SUCCESS, x->d.hash, 2500, x->a,
 					   LIMITS_ACTIONS_MAX),
 		  0);
-	/* The pen acknowledged and still goes deeper: LOCK. */
-	CHECK_INT(feed(x, &l, 3000), 1);
-	CHECK_INT(x->a[0].kind, LIMITS_ACTION_LOCK);
-	CHECK(x->a[0].send);
-	CHECK_INT(x->a[0].severity, LIMITS_SEVERITY_CRITICAL);
-	CHECK_INT(x->a[0].lock_reason, NL_LOCK_REASON_POLICY);
+	/* The pen acknowledged and still goes deeper: ALERT (it enforces
+	 * another cap than written) and LOCK. */
+	CHECK_INT(feed(x, &l, 3000), 2);
+	CHECK_INT(x->a[0].kind, LIMITS_ACTION_ALERT);
+	CHECK_INT(x->a[0].alert, LIMITS_ALERT_THRESHOLD);
 	CHECK_INT(x->a[0].rule, LIMITS_R02_ZONE_DEPTH_CAP);
+	CHECK_INT(x->a[0].measured, 1800);
+	CHECK_INT(x->a[0].threshold, 1500);
+	CHECK(!x->a[0].send);
+	CHECK_INT(x->a[1].kind, LIMITS_ACTION_LOCK);
+	CHECK(x->a[1].send);
+	CHECK_INT(x->a[1].severity, LIMITS_SEVERITY_CRITICAL);
+	CHECK_INT(x->a[1].lock_reason, NL_LOCK_REASON_POLICY);
+	CHECK_INT(x->a[1].rule, LIMITS_R02_ZONE_DEPTH_CAP);
 	CHECK(limits_session_locked(x->s));
 	CHECK_INT(feed(x, &l, 3100), 0); /* locked: no more */
 	sup_free(x);

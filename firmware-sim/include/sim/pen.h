@@ -142,6 +142,27 @@ void sim_pen_clock_jump(struct sim_pen *p, int32_t delta_s);
 int sim_pen_fault(struct sim_pen *p, enum nl_fault_code code, enum nl_fault_severity sev,
 		  uint32_t detail);
 
+/* Fault injection for tests: firmware that does not do what it answers.
+ * Flags combine; 0 (the default) is the correct firmware. */
+enum sim_misbehave {
+	/* the motor runs at the requested depth above the cap, and above the
+	 * factory maximum it advertises (no LIMIT CLAMP record); Live Status
+	 * still reports the cap */
+	SIM_MISBEHAVE_CAPS = 1u << 0,
+	/* Pen CP CLAMP: SUCCESS with the hash of the set it would derive, but
+	 * nothing applied and no LIMIT record */
+	SIM_MISBEHAVE_CLAMP = 1u << 1,
+	/* Pen CP LOCK: SUCCESS, but the pen does not lock (no LIMIT record) */
+	SIM_MISBEHAVE_LOCK = 1u << 2,
+	/* the zone pass lock is not enforced: passes beyond pass_lock run */
+	SIM_MISBEHAVE_PASSES = 1u << 3,
+	/* Pen CP SET_LIMITS: SUCCESS with the hash of the set received, but the
+	 * pen stores that set with its default cap raised to its factory
+	 * maximum (Active Limits then reports another hash) */
+	SIM_MISBEHAVE_SET_LIMITS = 1u << 4,
+};
+void sim_pen_set_misbehave(struct sim_pen *p, unsigned flags);
+
 /* The pen's service port: applies a Pen CP request exactly as if the
  * gateway had written it (bench use and standalone scenarios without a
  * gateway). Returns the enum nl_cp_result; *ret_value as in the response. */

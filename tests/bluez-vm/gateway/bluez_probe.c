@@ -413,7 +413,10 @@ static void do_connect(struct probe *p)
 {
 	p->connected_event = false;
 	p->step = p->second_round ? STEP_RECONNECTING : STEP_CONNECTING;
-	transport_scan_stop(p->t);
+	/* Discovery stays on, as with the pen manager. A StopDiscovery sent
+	 * right before Connect made the guest kernel hand bluetoothd the
+	 * central's own new link as an "incoming" ATT connection, whose
+	 * security it then failed to raise (README). */
 	say("connecting %s", p->addr);
 	if (!transport_connect(p->t, p->addr, connect_cb, p, NULL))
 		finish(p, 1, "connect not started");

@@ -1,6 +1,7 @@
 #!/bin/sh
 # PID 1 of the bluez-vm guest, started by the initramfs after switch_root.
-# Brings up the real BlueZ stack on two virtual LE controllers, runs the
+# Brings up the real BlueZ stack on nl_adapters (default two) virtual LE
+# controllers, runs the
 # tests listed in $nl_res/guest-tests (one "name=command" per line, each
 # command run by sh -c with its own timeout), writes one line per test to
 # $nl_res/summary and, last of all, the number of failed tests to
@@ -11,7 +12,7 @@
 #   NL_VM_RESULTS  results directory (read-write, on the host)
 #   NL_BUILD_DIR   the build tree (read-write, on the host)
 #   NL_SOURCE_DIR  the source tree (read-only)
-#   NL_VM_ADAPTERS number of virtual controllers (2)
+#   NL_VM_ADAPTERS number of virtual controllers (run-vm.sh -a, default 2)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8 HOME=/root
 umask 022
@@ -20,12 +21,14 @@ nl_res=
 nl_build=
 nl_src=
 nl_test_timeout=120
+nl_adapters=2
 for w in $(cat /proc/cmdline); do
 	case $w in
 	nl_res=*) nl_res=${w#nl_res=} ;;
 	nl_build=*) nl_build=${w#nl_build=} ;;
 	nl_src=*) nl_src=${w#nl_src=} ;;
 	nl_test_timeout=*) nl_test_timeout=${w#nl_test_timeout=} ;;
+	nl_adapters=*) nl_adapters=${w#nl_adapters=} ;;
 	esac
 done
 
@@ -36,6 +39,8 @@ log() {
 }
 
 power_off() {
+	# The kernel log, also when bring-up or a test broke the run.
+	[ -d "$nl_res" ] && dmesg >"$nl_res/dmesg.log" 2>/dev/null
 	sync
 	/bin/busybox poweroff -f
 	# If that returned, exiting PID 1 panics the kernel, and qemu (run
@@ -112,9 +117,9 @@ btmon_pid=$!
 # gives up after 2 s; that controller then never reaches mgmt. Under TCG a
 # fresh btvirt answers too late (none of its code is translated yet), a
 # second one in time. So a throw-away one-controller btvirt runs first (its
-# reset may fail: that is expected), then the real one, whose two
-# controllers must both be listed by mgmt; a reset timeout in the kernel
-# log, or 20 s without both, restarts it (at most 3 tries).
+# reset may fail: that is expected), then the real one, whose
+# nl_adapters controllers must all be listed by mgmt; a reset timeout in the
+# kernel log, or 20 s without all of them, restarts it (at most 3 tries).
 mgmt_count() {
 	timeout 10 btmgmt info 2>/dev/null | grep -c '^hci[0-9]*:'
 }
@@ -136,23 +141,23 @@ kill -TERM $btvirt_pid
 wait $btvirt_pid
 wait_for 10 "warm-up controller removed" no_controller ||
 	bringup_fail "the warm-up controller did not go away"
-want=2
+want=$nl_adapters
 try=1
 while :; do
 	failures_before=$(reset_failures)
-	btvirt -l2 -L >>"$nl_res/btvirt.log" 2>&1 &
+	btvirt -l$want -L >>"$nl_res/btvirt.log" 2>&1 &
 	btvirt_pid=$!
 	wait_for 20 "controllers settled (try $try)" controllers_settled
-	[ "$(mgmt_count)" = 2 ] && break
-	log "try $try: mgmt lists $(mgmt_count) controller(s), not 2: restarting btvirt"
+	[ "$(mgmt_count)" = $want ] && break
+	log "try $try: mgmt lists $(mgmt_count) controller(s), not $want: restarting btvirt"
 	kill -TERM $btvirt_pid
 	wait $btvirt_pid
 	try=$((try + 1))
-	[ $try -le 3 ] || bringup_fail "btvirt -l2 -L gave no two working controllers in 3 tries"
+	[ $try -le 3 ] || bringup_fail "btvirt -l$want -L gave no $want working controllers in 3 tries"
 	wait_for 10 "old controllers removed" no_controller ||
 		bringup_fail "controllers of the killed btvirt did not go away"
 done
-log "two virtual controllers in mgmt"
+log "$want virtual controllers in mgmt"
 
 bluetoothd=/usr/libexec/bluetooth/bluetoothd
 [ -x $bluetoothd ] || bluetoothd=/usr/lib/bluetooth/bluetoothd
@@ -164,7 +169,7 @@ wait_for 30 "bluetoothd owns org.bluez" bluez_owned ||
 	bringup_fail "bluetoothd did not own org.bluez within 30 s"
 
 export NL_VM_RESULTS="$nl_res" NL_BUILD_DIR="$nl_build" NL_SOURCE_DIR="$nl_src"
-export NL_VM_ADAPTERS=2
+export NL_VM_ADAPTERS=$want
 mkdir -p "$nl_res/tests"
 : >"$nl_res/summary"
 failed=0
@@ -207,7 +212,6 @@ done <"$nl_res/guest-tests"
 [ $total -gt 0 ] || bringup_fail "no test listed in $nl_res/guest-tests"
 
 cat /proc/modules >"$nl_res/modules.txt"
-dmesg >"$nl_res/dmesg.log"
 kill -TERM "$bluetoothd_pid" "$btvirt_pid" 2>/dev/null
 sleep 0.5
 kill -INT $btmon_pid 2>/dev/null

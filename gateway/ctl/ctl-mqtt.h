@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A small, generic MQTT request client for needlelinkctl: one request to a
+ * pen's command topic, one response back (docs/mqtt-api.md, "Commands").
+ *
+ * Any needlelinkctl command that asks the gateway to do something (authorise,
+ * unlock, pair, ...) uses it the same way:
+ *
+ *	struct ctl_mqtt_opts o;
+ *	cJSON *params = cJSON_CreateObject(), *resp = NULL;
+ *
+ *	ctl_mqtt_opts_init(&o);
+ *	r = ctl_mqtt_opts_from_config(&o, cfg);   // [gateway] base_topic, [mqtt] ...
+ *	o.timeout_s = 10;                         // flags override
+ *	... fill params ...
+ *	r = ctl_mqtt_request(&o, "PEN-001", "unlock", params, &resp);
+ *	if (r == 0) {
+ *		ctl_mqtt_print_response(resp, json, stdout);
+ *		exit_code = ctl_mqtt_exit_code(resp);
+ *	}
+ *
+ * What ctl_mqtt_request() does, blocking (needlelinkctl is a one-shot CLI,
+ * not an event loop): connects with a fresh client id and a clean session,
+ * subscribes to a reply topic, publishes {"schema": "needlelink/request/1",
+ * "transaction": <fresh>, "params": params} at QoS 1 to
+ * BASE/pens/SERIAL/request/OP and waits for the one response:
+ *   - MQTT 5 (the default): the reply topic is unique to the call
+ *     (BASE/ctl/CLIENT_ID/response/OP) and is sent as the request's Response
+ *     Topic, with Correlation Data; the response must carry both back;
+ *   - MQTT 3.1.1 (protocol = 3.1.1 in the configuration): the reply topic is
+ *     the gateway's fallback, BASE/pens/SERIAL/response/OP, and the response
+ *     is matched by its transaction.
+ * Every step has a deadline: connect within the configured mqtt.timeout,
+ * the response within o->timeout_s.
+ *
+ * Returns 0 with *ret_response (the parsed response, any status; free with
+ * cJSON_Delete()), or -errno: -EINVAL (bad serial or op, params not an
+ * object), -ECONNREFUSED (the broker refused or could not be reached),
+ * -ETIMEDOUT (no response in time), -EPROTO (a response that is not JSON),
+ * -ENOMEM. Messages explaining a failure go to stderr, prefixed
+ * "needlelinkctl: ". params is not consumed.
+ */
+#ifndef NLCTL_MQTT_H
+#define NLCTL_MQTT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+struct config;
+
+struct ctl_mqtt_opts {
+	const char *host; /* "localhost" */
+	int port; /* 1883 */
+	bool v311; /* MQTT 3.1.1 instead of 5 */
+	const char *base_topic; /* "needlelink" */
+	const char *username; /* NULL: none */
+	const char *password; /* NULL: none */
+	const char *tls_ca; /* any TLS file set: ssl:// */
+	const char *tls_cert;
+	const char *tls_key;
+	int connect_timeout_s; /* 10 */
+	int timeout_s; /* response deadline, 30 */
+	bool verbose; /* log the request and the reply topic to stderr */
+};
+
+void ctl_mqtt_opts_init(struct ctl_mqtt_opts *o);
+/* Takes the broker settings of a loaded and validated configuration (the
+ * daemon's file: [gateway] base_topic, [mqtt] host, port, protocol,
+ * username, password or password_file, tls_*, timeout). The strings stay
+ * owned by c. */
+void ctl_mqtt_opts_from_config(struct ctl_mqtt_opts *o, const struct config *c);
+
+int ctl_mqtt_request(const struct ctl_mqtt_opts *o, const char *serial, const char *op,
+		     cJSON *params, cJSON **ret_response);
+
+/* needlelinkctl's exit status for a response: 0 for "ok" and "applied", 2 for
+ * "blocked", 3 for "failed", "error" or anything else. */
+int ctl_mqtt_exit_code(const cJSON *response);
+
+/* Prints a response: with json the payload as received (pretty), else a
+ * short summary for people (status, result members, blocked_by rules with
+ * value and threshold, error code, step and message). */
+void ctl_mqtt_print_response(const cJSON *response, bool json, FILE *f);
+
+#endif
