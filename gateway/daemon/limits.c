@@ -77,6 +77,10 @@ struct lpen {
 	bool engine_locked;       /* the gateway locked the pen (engine, failed authorise) */
 	bool relock;              /* a SET_LIMITS whose outcome is unknown: see on READY */
 	uint32_t relock_hash;
+	/* The Pen Status the gateway held when the pen answered AUTHORISE:
+	 * while no newer one came in, it says nothing of the open session. */
+	bool has_auth_status;
+	struct nl_pen_status auth_status;
 };
 
 struct dlimits {
@@ -188,6 +192,14 @@ static void lpen_drop_session(struct lpen *lp)
 	limits_session_free(lp->s);
 	lp->s = NULL;
 	lp->gen++;
+}
+
+static bool status_same(const struct nl_pen_status *a, const struct nl_pen_status *b)
+{
+	return a->state == b->state && a->flags == b->flags && a->fault_code == b->fault_code &&
+	       a->store_used == b->store_used && a->store_epoch == b->store_epoch &&
+	       a->last_seq == b->last_seq && a->pen_time == b->pen_time &&
+	       a->battery_pct == b->battery_pct;
 }
 
 static void uid_hex(const uint8_t uid[NL_CARTRIDGE_UID_LEN], char out[2 * NL_CARTRIDGE_UID_LEN + 1])
@@ -1108,6 +1120,15 @@ static void auth_authorise_done(int err, const struct nl_cp_rsp *rsp, void *user
 			  a->lp->session_id);
 		return;
 	}
+	{
+		struct penmgr_snapshot s;
+
+		a->lp->has_auth_status =
+			penmgr_get_snapshot(a->lp->lim->d->pm, a->lp->serial, &s) == 0 &&
+			s.has_status;
+		if (a->lp->has_auth_status)
+			a->lp->auth_status = s.status;
+	}
 	auth_applied(a);
 }
 
@@ -1304,6 +1325,12 @@ static void authorise_request(struct daemon *d, struct pending_req *pr)
 	}
 	facts.feature = s.feature;
 	facts.status = s.status;
+	/* NL-R15: our session on the pen is open (no SESSION_END record yet)
+	 * and the pen has not indicated a Pen Status since it answered
+	 * AUTHORISE: that ARMED indication is still on its way, and the IDLE
+	 * held is stale. A newer Pen Status is the pen's word. */
+	facts.session_open = lp->s && !lp->authorising && lp->has_auth_status &&
+			     status_same(&s.status, &lp->auth_status);
 	facts.have_cartridge = s.has_cartridge;
 	facts.cartridge = s.cartridge;
 	if (s.has_limits && s.limits.source == NL_LIMIT_SOURCE_FACTORY) {
@@ -1333,7 +1360,9 @@ static void authorise_request(struct daemon *d, struct pending_req *pr)
 		goto fail;
 	}
 	sid++;
-	/* The pen is IDLE (NL-R15): whatever session was supervised is over. */
+	/* The pen is IDLE (NL-R15) and has said so since our last AUTHORISE:
+	 * whatever session was supervised is over (its SESSION_END record
+	 * may still be in the pen's store). */
 	if (lp->s)
 		lpen_drop_session(lp);
 	lp->req = view.req;

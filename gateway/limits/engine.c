@@ -259,7 +259,7 @@ static void check_ready(const struct limits_pen_facts *pen, struct limits_decisi
 		cause = LIMITS_NOT_READY_LOCKED;
 	else if (st->state == NL_PEN_STATE_FAULT || (st->flags & NL_STATUS_FAULT))
 		cause = LIMITS_NOT_READY_FAULT;
-	else if (st->state != NL_PEN_STATE_IDLE)
+	else if (st->state != NL_PEN_STATE_IDLE || pen->session_open)
 		cause = LIMITS_NOT_READY_STATE;
 	else if (st->flags & NL_STATUS_STORE_FULL)
 		cause = LIMITS_NOT_READY_STORE_FULL;

@@ -69,6 +69,10 @@ struct limits_pen_facts {
 	struct nl_cartridge_info cartridge;
 	bool have_factory_set; /* Active Limits read with source FACTORY */
 	struct nl_limit_set factory_set;
+	/* The gateway authorised a session on this pen and has not seen its
+	 * SESSION_END record yet: the pen is not IDLE (NL-R15) whatever its
+	 * last Pen Status said (its indication may lag the AUTHORISE answer). */
+	bool session_open;
 };
 
 struct limits_cartridge_use {

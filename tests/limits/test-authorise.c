@@ -627,6 +627,14 @@ static void r15_ready(void)
 	CHECK_INT(run_eval(x, T0), 0);
 	f = find(x->d.blocks, x->d.n_blocks, LIMITS_R15_PEN_NOT_READY, -1);
 	CHECK(f && f->detail == LIMITS_NOT_READY_STATE);
+	/* Pen Status still IDLE, but the gateway's session is open (AUTHORISE
+	 * answered, no SESSION_END yet): not ready. */
+	x->pen = pen_default();
+	x->pen.session_open = true;
+	CHECK_INT(run_eval(x, T0), 0);
+	CHECK_INT(x->d.verdict, LIMITS_VERDICT_BLOCK);
+	f = find(x->d.blocks, x->d.n_blocks, LIMITS_R15_PEN_NOT_READY, -1);
+	CHECK(f && f->detail == LIMITS_NOT_READY_STATE);
 	run_free(x);
 }
 
