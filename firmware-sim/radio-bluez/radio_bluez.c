@@ -96,6 +96,10 @@ struct radio_bluez {
 	uint16_t mtu;
 	char *central; /* device path of the pen's link ("" when unknown) */
 	char *link_dev; /* last Device1 under the adapter with Connected=true */
+	/* The central the pen dropped, until bluetoothd reports it disconnected
+	 * (5.66 holds the link ~2 s after Device1.Disconnect): its requests in
+	 * between are refused, not taken as a new link. */
+	char *dropped;
 	bool in_request;
 	struct out_msg *out_head, *out_tail;
 	struct chr_state chr[SIM_CHR_COUNT];
@@ -493,9 +497,12 @@ static void disconnect_reply(DBusMessage *reply, void *user_data)
 {
 	struct radio_bluez *r = user_data;
 
-	if (nl_dbus_reply_result(reply) < 0)
+	if (nl_dbus_reply_result(reply) < 0) {
 		rlog(r, SIM_LOG_WARNING, "Device1.Disconnect failed: %s",
 		     nl_dbus_error_name(reply));
+		/* The link stays: its requests bring the pen's side back. */
+		set_str(&r->dropped, NULL);
+	}
 }
 
 static void request_disconnect(struct radio_bluez *r)
@@ -503,6 +510,11 @@ static void request_disconnect(struct radio_bluez *r)
 	const char *dev = r->central && r->central[0] ? r->central : r->link_dev;
 
 	if (dev && r->bluez_present) {
+		/* A request still under way on the dropped link must not
+		 * connect the pen again: the central, which never saw the link
+		 * go, would not subscribe again, and the pen restarts its
+		 * segment counter on a new link (docs/protocol.md 6.1). */
+		set_str(&r->dropped, dev);
 		DBusMessage *m =
 			dbus_message_new_method_call(BLUEZ, dev, IFACE_DEVICE, "Disconnect");
 		if (m) {
@@ -674,6 +686,13 @@ static int parse_opts(DBusMessageIter *it, struct req_opts *o)
 	return 0;
 }
 
+/* True while the pen is not connected and the request comes over the link
+ * it dropped (device NULL: a bluetoothd that does not say, taken as that). */
+static bool link_dropped(const struct radio_bluez *r, const char *device)
+{
+	return !r->pen_connected && r->dropped && (!device || strcmp(device, r->dropped) == 0);
+}
+
 static void ensure_link(struct radio_bluez *r, const char *device, uint16_t mtu)
 {
 	if (!r->pen_connected)
@@ -693,6 +712,8 @@ static DBusMessage *chr_read(struct radio_bluez *r, DBusMessage *m, enum sim_chr
 
 	if (!dbus_message_iter_init(m, &it) || parse_opts(&it, &o) < 0)
 		return error_reply(m, ERR_BLUEZ "InvalidArguments", "expected a{sv}");
+	if (link_dropped(r, o.device))
+		return error_reply(m, ERR_BLUEZ "NotPermitted", "the pen dropped this link");
 	ensure_link(r, o.device, o.mtu);
 	n = r->ops->read(r->pen, c, buf, sizeof(buf));
 	if (n < 0)
@@ -738,6 +759,8 @@ static DBusMessage *chr_write(struct radio_bluez *r, DBusMessage *m, enum sim_ch
 		return att_error_reply(m, 0x07);
 	if (len > VALUE_MAX)
 		return att_error_reply(m, 0x0D);
+	if (link_dropped(r, o.device))
+		return error_reply(m, ERR_BLUEZ "NotPermitted", "the pen dropped this link");
 	ensure_link(r, o.device, o.mtu);
 	n = r->ops->write(r->pen, c, val, (size_t)len);
 	if (n < 0)
@@ -753,7 +776,8 @@ static DBusMessage *chr_notify(struct radio_bluez *r, DBusMessage *m, enum sim_c
 	if (!(d->props & (SIM_PROP_NOTIFY | SIM_PROP_INDICATE)))
 		return error_reply(m, ERR_BLUEZ "NotSupported", "no notifications");
 	if (start) {
-		ensure_link(r, NULL, 0);
+		if (!link_dropped(r, NULL))
+			ensure_link(r, NULL, 0);
 		if (r->chr[c].notifying)
 			return dbus_message_new_method_return(m);
 		r->chr[c].notifying = true;
@@ -1235,7 +1259,7 @@ static int on_link_idle(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct radio_bluez *r = userdata;
 
-	if (!r->pen_connected && r->link_dev) {
+	if (!r->pen_connected && r->link_dev && !link_dropped(r, r->link_dev)) {
 		rlog(r, SIM_LOG_INFO, "central %s made no request: connecting the pen (MTU %u)",
 		     r->link_dev, ATT_MTU_MIN);
 		link_up(r, r->link_dev, ATT_MTU_MIN);
@@ -1265,6 +1289,8 @@ static void device_connected(struct radio_bluez *r, const char *path, bool conne
 		set_str(&r->link_dev, NULL);
 		(void)sd_event_source_set_enabled(r->link_idle, SD_EVENT_OFF);
 	}
+	if (r->dropped && strcmp(r->dropped, path) == 0)
+		set_str(&r->dropped, NULL);
 	if (r->pen_connected && (!r->central || !r->central[0] || strcmp(r->central, path) == 0)) {
 		rlog(r, SIM_LOG_INFO, "central %s disconnected", path);
 		schedule_link_down(r);
@@ -1306,6 +1332,7 @@ static void adapter_gone(struct radio_bluez *r, const char *why)
 	r->powered = false;
 	r->app_registered = r->adv_registered = false;
 	set_str(&r->link_dev, NULL);
+	set_str(&r->dropped, NULL);
 	schedule_link_down(r);
 }
 
@@ -1434,6 +1461,7 @@ static DBusHandlerResult on_signal(DBusConnection *conn, DBusMessage *m, void *d
 					/* Re-register on power-on; AlreadyExists counts as done. */
 					r->adv_registered = false;
 					set_str(&r->link_dev, NULL);
+					set_str(&r->dropped, NULL);
 					schedule_link_down(r);
 				}
 			}
@@ -1662,6 +1690,7 @@ void radio_bluez_free(struct radio_bluez *r)
 	sd_event_unref(r->ev);
 	free(r->central);
 	free(r->link_dev);
+	free(r->dropped);
 	free(r->bluez_owner);
 	free(r->bus_address);
 	free(r->serial);

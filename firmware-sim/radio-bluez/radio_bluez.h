@@ -36,6 +36,13 @@
  * Notifications or indications the pen sends from inside read/write/cccd go
  * out after that request's reply.
  *
+ * When the pen drops its link (disconnect op, an unconfirmed indication), the
+ * radio calls Device1.Disconnect and disconnected() follows at once; until
+ * bluetoothd reports that central disconnected (5.66 holds the link about
+ * 2 s), its ReadValue/WriteValue get org.bluez.Error.NotPermitted and its
+ * StartNotify connects nothing, so the pen never sees a new link the central
+ * does not know of (with its segment counter restarted, docs/protocol.md 6.1).
+ *
  * ATT errors the pen returns (-(code)) map to D-Bus errors as bluetoothd
  * maps them back (src/gatt-database.c, BlueZ 5.66):
  *   0x02/0x03 NotPermitted, 0x05/0x08 NotAuthorized, 0x06 NotSupported,

@@ -10,7 +10,9 @@ pen's connected(mtu)); ATT errors mapped to org.bluez.Error.* names
 org.bluez refused; indications as
 PropertiesChanged and Confirm() releasing the next request; StartNotify on
 Live Status; DisplayPasskey logged; the pen's power loss calling
-Device1.Disconnect; Device1 Connected=false ending the link;
+Device1.Disconnect; until the dropped central is reported disconnected its
+requests refused (NotPermitted), not connecting the pen again; Device1
+Connected=false ending the link;
 a central coming back while BlueZ holds a CCC for it connecting the pen
 without a request;
 everything registered again after org.bluez restarts, and the advertisement
@@ -205,11 +207,13 @@ class Adapter(dbus.service.Object):
 
 class Device(dbus.service.Object):
     disconnects = 0
+    hold = False  # as bluetoothd 5.66: Connected stays true for a while
 
     @dbus.service.method("org.bluez.Device1")
     def Disconnect(self):
         Device.disconnects += 1
-        self.PropertiesChanged("org.bluez.Device1", {"Connected": dbus.Boolean(False)}, [])
+        if not Device.hold:
+            self.PropertiesChanged("org.bluez.Device1", {"Connected": dbus.Boolean(False)}, [])
 
     @dbus.service.signal(PROPS, signature="sa{sv}as")
     def PropertiesChanged(self, iface, changed, invalidated):
@@ -403,12 +407,23 @@ def main():
         call(fake, path["battery"], CHRC, "StartNotify")
         dev = Device(fake.conn, DEVICE_PATH)
         # A power loss of the pen drops the link from its side.
+        Device.hold = True
         pen.send_signal(signal.SIGUSR1)
         check(run_until(lambda: Device.disconnects == 1), "no Device1.Disconnect on power loss")
         plog.wait(r"link down")
         check(plog.count(r"central disconnected") == 0, "disconnected() after the power loss")
+        # bluetoothd still holds the link: a request over it that was on its
+        # way is refused and does not connect the pen again.
+        ups = plog.count(r"link up")
+        call(fake, path["feature"], CHRC, "ReadValue", opts,
+             expect_error="org.bluez.Error.NotPermitted")
+        call(fake, path["racp"], CHRC, "WriteValue",
+             dbus.Array(with_crc(bytes([0x01, 0x01])), signature="y"), opts,
+             expect_error="org.bluez.Error.NotPermitted")
+        check(plog.count(r"link up") == ups, "a request on the dropped link connected the pen")
         # The central goes (already gone for the pen: nothing more).
         dev.PropertiesChanged("org.bluez.Device1", {"Connected": dbus.Boolean(False)}, [])
+        Device.hold = False
         # It comes back and makes no request: the pen is connected anyway.
         dev.PropertiesChanged("org.bluez.Device1", {"Connected": dbus.Boolean(True)}, [])
         plog.wait(r"made no request: connecting the pen")

@@ -976,10 +976,58 @@ static void emit_value(struct bz_link *l, const struct bz_sub *s, const uint8_t 
 	transport_emit(l->bz->t, &ev);
 }
 
+/* Takes one datagram from an acquired notify fd: 1 delivered (the sink may
+ * have dropped the link, and s with it), 0 none pending, -errno the socket is
+ * closed or failed (left for notify_io_cb). */
+static int sub_recv_one(struct bz_link *l, struct bz_sub *s)
+{
+	uint8_t buf[520];
+	ssize_t n;
+
+	do
+		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		emit_value(l, s, buf, (size_t)n);
+		return 1;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return n < 0 ? -errno : -ECONNRESET;
+}
+
+/* Delivers every notification bluetoothd has already written to the link's
+ * acquired fds. bluetoothd writes a notification to the fd before it handles
+ * the next PDU of the same ATT bearer, so a value that comes by D-Bus (an
+ * indication: RACP's end of a REPORT) is then never taken before the
+ * notifications the pen sent ahead of it. False: the link is gone. */
+static bool link_drain(struct bz *bz, const char *addr)
+{
+	for (unsigned budget = 4096; budget > 0; budget--) {
+		struct bz_link *l = link_find(bz, addr);
+		bool any = false;
+
+		if (!l || l->state != BZ_LINK_UP)
+			return false;
+		for (struct bz_sub *s = l->subs; s; s = s->next) {
+			if (s->fd < 0)
+				continue;
+			if (sub_recv_one(l, s) > 0) {
+				any = true;
+				break; /* l and s may be gone: look them up again */
+			}
+		}
+		if (!any)
+			return true;
+	}
+	return true;
+}
+
 static void on_value_changed(struct bz *bz, const struct bz_obj *chr, const uint8_t *val,
 			     size_t len)
 {
 	struct bz_link *l = link_of_path(bz, chr->path);
+	char addr[TRANSPORT_ADDR_MAX], path[TRANSPORT_ADDR_MAX];
 	struct bz_sub *s;
 
 	if (!l || l->state != BZ_LINK_UP)
@@ -992,6 +1040,14 @@ static void on_value_changed(struct bz *bz, const struct bz_obj *chr, const uint
 	 * (AcquireNotify, used where possible, has no such ambiguity). */
 	if (read_pending(bz, chr->path))
 		return;
+	snprintf(addr, sizeof(addr), "%s", l->addr);
+	snprintf(path, sizeof(path), "%s", chr->path);
+	if (!link_drain(bz, addr))
+		return;
+	l = link_find(bz, addr);
+	s = l ? sub_find(l, path) : NULL;
+	if (!s || s->fd >= 0)
+		return;
 	emit_value(l, s, val, len);
 }
 
@@ -999,22 +1055,29 @@ static int notify_io_cb(sd_event_source *src, int fd, uint32_t revents, void *ud
 {
 	struct bz_sub *s = ud;
 	struct bz_link *l = s->link;
-	uint8_t buf[520];
+	struct bz *bz = l->bz;
+	char addr[TRANSPORT_ADDR_MAX], chr[TRANSPORT_ADDR_MAX];
+	int r = 0;
 
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-		if (n > 0) {
-			emit_value(l, s, buf, (size_t)n);
-			/* The sink may have dropped the link (and s with it). */
+	(void)src;
+	(void)fd;
+	(void)revents;
+	snprintf(addr, sizeof(addr), "%s", l->addr);
+	snprintf(chr, sizeof(chr), "%s", s->chr);
+	/* All that is pending, a bounded number per wakeup: bluetoothd drops a
+	 * notification it cannot write to a full socket. */
+	for (unsigned budget = 64; budget > 0; budget--) {
+		r = sub_recv_one(l, s);
+		if (r <= 0)
+			break;
+		/* The sink may have dropped the link (and s with it). */
+		l = link_find(bz, addr);
+		s = l ? sub_find(l, chr) : NULL;
+		if (!s || s->fd < 0)
 			return 0;
-		}
-		if (n < 0 && (errno == EINTR))
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		break;
 	}
+	if (r >= 0)
+		return 0;
 	/* Closed by bluetoothd: notifications stopped (link loss follows). */
 	s->io = sd_event_source_disable_unref(s->io);
 	close(s->fd);

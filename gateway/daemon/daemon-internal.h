@@ -29,11 +29,23 @@ struct pub_probe;
 struct dlimits;
 struct dpair;
 
-#define LIMIT_EVENTS_MAX 64
 #define TOPIC_MAX 512
+#define LOST_RANGES_MAX 8
+
+/* Records a pen reported missing (PENMGR_ALERT_RECORD_GAP), inclusive. */
+struct lost_range {
+	uint32_t store_epoch, first, last;
+};
+
+/* A session whose summary went out without some of its records (or
+ * without its SESSION_START): not published again when they come late. */
+struct lost_session {
+	uint32_t store_epoch, session_id;
+};
 
 /* What the daemon remembers of one pen beyond the pen manager's snapshot:
- * availability and the context of the open session for its summary. */
+ * availability, and for session summaries (built from the journal) the
+ * highest seq journaled since start and the latest lost record ranges. */
 struct dpen {
 	struct dpen *next;
 	char serial[NL_SERIAL_MAX + 1];
@@ -41,11 +53,11 @@ struct dpen {
 	int64_t since_ms;
 	int64_t last_seen_ms;
 	uint32_t alerts;
-	bool has_start, has_cartridge;
-	struct nl_record start;
-	struct nl_rec_cartridge cartridge;
-	size_t n_limits;
-	struct nl_record limits[LIMIT_EVENTS_MAX];
+	bool has_hi;
+	uint32_t hi_epoch, hi_seq;
+	size_t n_lost, n_partial; /* rings of LOST_RANGES_MAX: written so far */
+	struct lost_range lost[LOST_RANGES_MAX];
+	struct lost_session partial[LOST_RANGES_MAX];
 	bool state_dirty;      /* snapshot changed since the last state publish */
 	bool limits_published; /* last_limits went out on this connection */
 	struct nl_active_limits last_limits;
@@ -139,6 +151,11 @@ bool dlimits_request(struct daemon *d, struct pending_req *pr);
 void dlimits_record(struct daemon *d, const char *serial, const struct nl_record *rec,
 		    const char *record_id);
 void dlimits_live(struct daemon *d, const char *serial, const struct nl_live *live);
+/* True when the limits engine supervises the session of this LIMIT record
+ * and publishes the alert for it (naming the binding rule): daemon.c then
+ * publishes no alert of its own for the record. */
+bool dlimits_reports_limit_record(struct daemon *d, const char *serial,
+				  const struct nl_record *rec);
 void dlimits_link(struct daemon *d, const char *serial, enum penmgr_state from,
 		  enum penmgr_state to);
 

@@ -188,7 +188,9 @@ void raise_alert(struct daemon *d, const char *serial, const struct alert_in *in
 		log_err("journal: commit request failed");
 }
 
-/* Alerts from the pen's own limit records. */
+/* Alerts from the pen's own limit records, for sessions the limits engine
+ * does not supervise (docs/limits.md 10): the record does not say which
+ * rule bound a cap, so a CLAMP is reported as zone_depth_cap. */
 static void limit_record_alert(struct daemon *d, const char *serial, const struct nl_record *rec,
 			       const char *record_id)
 {
@@ -300,6 +302,8 @@ cJSON *pen_state_json(const struct penmgr_snapshot *s)
 					 .status = s->has_status ? &s->status : NULL,
 					 .cartridge = s->has_cartridge ? &s->cartridge : NULL,
 					 .limits = s->has_limits ? &s->limits : NULL,
+					 .catchup_received = s->catchup_received,
+					 .catchup_expected = s->catchup_expected,
 				 },
 				 &json) < 0)
 		return NULL;
@@ -570,23 +574,60 @@ static void commit_cb(int result, void *userdata)
 	free(pc);
 }
 
-static void session_context(struct dpen *p, const struct nl_record *rec)
+/* ---- session summaries ----------------------------------------------------
+ *
+ * Built from the journal when the session's records are all there, whatever
+ * order they came in (a gap asked for again comes late; the gateway may have
+ * restarted meanwhile): see docs/mqtt-api.md "Session summaries". */
+
+struct summary_ctx {
+	const char *serial;
+	bool has_end, has_start, has_cartridge;
+	struct nl_record end, start;
+	struct nl_rec_cartridge cartridge;
+	int64_t end_gw_time_ms;
+	struct nl_record *limits; /* newest first, as the journal visits them */
+	size_t n_limits, cap_limits;
+};
+
+static int summary_visit(const struct journal_record *r, void *userdata)
 {
-	switch ((enum nl_record_type)rec->hdr.type) {
+	struct summary_ctx *c = userdata;
+	struct nl_record rec;
+	int err;
+
+	err = nl_record_decode(r->raw, r->raw_len, &rec);
+	if (err < 0) {
+		log_pen_warning(c->serial, "record %" PRIu32 ": journaled copy does not decode: %s",
+				r->seq, strerror(-err));
+		return 0;
+	}
+	switch ((enum nl_record_type)rec.hdr.type) {
+	case NL_RECORD_SESSION_END:
+		c->end = rec;
+		c->has_end = true;
+		c->end_gw_time_ms = r->gw_time_ms;
+		break;
 	case NL_RECORD_SESSION_START:
-		p->start = *rec;
-		p->has_start = true;
-		p->n_limits = 0;
+		c->start = rec;
+		c->has_start = true;
 		break;
 	case NL_RECORD_CARTRIDGE:
-		p->cartridge = rec->u.cartridge;
-		p->has_cartridge = true;
+		c->cartridge = rec.u.cartridge;
+		c->has_cartridge = true;
 		break;
 	case NL_RECORD_LIMIT:
-		if (p->n_limits < LIMIT_EVENTS_MAX && rec->hdr.session_id)
-			p->limits[p->n_limits++] = *rec;
+		if (c->n_limits == c->cap_limits) {
+			size_t cap = c->cap_limits ? 2 * c->cap_limits : 16;
+			struct nl_record *v = reallocarray(c->limits, cap, sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			c->limits = v;
+			c->cap_limits = cap;
+		}
+		c->limits[c->n_limits++] = rec;
 		break;
-	case NL_RECORD_SESSION_END:
 	case NL_RECORD_SEGMENT:
 	case NL_RECORD_FAULT:
 	case NL_RECORD_TIME_CHANGE:
@@ -594,6 +635,154 @@ static void session_context(struct dpen *p, const struct nl_record *rec)
 	default:
 		break;
 	}
+	return 0;
+}
+
+static bool seq_lost(const struct dpen *p, uint32_t store_epoch, uint32_t seq)
+{
+	size_t n = p->n_lost < LOST_RANGES_MAX ? p->n_lost : LOST_RANGES_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		if (p->lost[i].store_epoch == store_epoch && seq >= p->lost[i].first &&
+		    seq <= p->lost[i].last)
+			return true;
+	return false;
+}
+
+static bool session_partial(const struct dpen *p, uint32_t store_epoch, uint32_t session_id)
+{
+	size_t n = p->n_partial < LOST_RANGES_MAX ? p->n_partial : LOST_RANGES_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		if (p->partial[i].store_epoch == store_epoch &&
+		    p->partial[i].session_id == session_id)
+			return true;
+	return false;
+}
+
+/* Publishes the summary of the session that ended at end_seq when the
+ * journal holds every record of its span, or when the highest one missing
+ * was reported missing by the pen manager. With lost (a range just
+ * reported), only when a record at or above its start holds the summary
+ * back: otherwise it went out already. */
+static void session_summary(struct daemon *d, struct dpen *p, const char *serial,
+			    uint32_t store_epoch, uint32_t session_id, uint32_t end_seq,
+			    const struct lost_range *lost)
+{
+	struct summary_ctx c = { .serial = serial };
+	struct journal_session_info info;
+	char topic[TOPIC_MAX];
+	cJSON *json;
+	int r;
+
+	r = journal_session_context(d->j, serial, store_epoch, session_id, end_seq, summary_visit,
+				    &c, &info);
+	if (r < 0) {
+		log_pen_err(serial, "session %" PRIu32 ": reading its records failed: %s",
+			    session_id, strerror(-r));
+		goto out;
+	}
+	if (lost) {
+		if (info.missing_max < lost->first)
+			goto out;
+	} else if (info.missing_max && !seq_lost(p, store_epoch, info.missing_max)) {
+		log_pen_info(serial, "session %" PRIu32 " ended; summary waits for record %" PRIu32,
+			     session_id, info.missing_max);
+		goto out;
+	}
+	if (!c.has_end) {
+		log_pen_err(serial, "session %" PRIu32 ": its end record does not decode",
+			    session_id);
+		goto out;
+	}
+	/* The journal visits newest first: the summary lists them in order. */
+	for (size_t i = 0; i < c.n_limits / 2; i++) {
+		struct nl_record t = c.limits[i];
+
+		c.limits[i] = c.limits[c.n_limits - 1 - i];
+		c.limits[c.n_limits - 1 - i] = t;
+	}
+	r = nl_payload_session(
+		&(struct nl_payload_session_ctx){
+			.rec = { .serial = serial,
+				 .msg_id = (uint64_t)journal_outbox_next_id(d->j),
+				 .received_ms = c.end_gw_time_ms },
+			.start = c.has_start ? &c.start : NULL,
+			.cartridge = c.has_cartridge ? &c.cartridge : NULL,
+			.limit_events = c.limits,
+			.limit_event_count = c.n_limits,
+		},
+		&c.end, &json);
+	if (r == 0 && pen_topic(d, serial, "sessions", topic, sizeof(topic)) == 0)
+		r = outbox_json(d, topic, json, NULL);
+	else if (r == 0)
+		cJSON_Delete(json);
+	if (r == 0 && (info.missing_max || !c.has_start))
+		p->partial[p->n_partial++ % LOST_RANGES_MAX] = (struct lost_session){
+			.store_epoch = store_epoch,
+			.session_id = session_id,
+		};
+	if (r < 0)
+		log_pen_err(serial, "session %" PRIu32 ": summary failed: %s", session_id,
+			    strerror(-r));
+	else
+		log_pen_info(serial, "session %" PRIu32 " ended (%s)%s", session_id,
+			     nl_session_end_reason_name(c.end.u.session_end.reason),
+			     info.missing_max ? "; summary without the records lost" : "");
+out:
+	free(c.limits);
+}
+
+/* A record newly journaled: a SESSION_END, or a record of a gap asked for
+ * again that may complete a session whose end came first. */
+static void session_record(struct daemon *d, struct dpen *p, const char *serial,
+			   const struct nl_record *rec)
+{
+	const struct nl_record_header *h = &rec->hdr;
+	bool late = p->has_hi && p->hi_epoch == h->store_epoch && h->seq < p->hi_seq;
+	uint32_t end_seq, session_id;
+
+	if (!late) {
+		p->has_hi = true;
+		p->hi_epoch = h->store_epoch;
+		p->hi_seq = h->seq;
+	}
+	if (!h->session_id)
+		return;
+	if (h->type == NL_RECORD_SESSION_END) {
+		session_summary(d, p, serial, h->store_epoch, h->session_id, h->seq, NULL);
+		return;
+	}
+	/* Once out without some records, a summary is not published again
+	 * when they come: subscribers keep the first per record_id. */
+	if (late && !session_partial(p, h->store_epoch, h->session_id) &&
+	    journal_next_session_end(d->j, serial, h->store_epoch, h->seq, &end_seq,
+				     &session_id) == 0 &&
+	    session_id == h->session_id)
+		session_summary(d, p, serial, h->store_epoch, session_id, end_seq, NULL);
+}
+
+/* The pen manager reported count records from first missing (not stored on
+ * the pen, or not delivered after repeated requests): a summary held back
+ * by a record at or above first goes out without them. */
+static void session_lost(struct daemon *d, struct dpen *p, const char *serial, int64_t first,
+			 uint32_t count)
+{
+	struct penmgr_snapshot s;
+	struct lost_range l;
+	uint32_t end_seq, session_id;
+
+	if (first < 1 || first > UINT32_MAX || !count || count - 1 > UINT32_MAX - first ||
+	    penmgr_get_snapshot(d->pm, serial, &s) < 0)
+		return;
+	l = (struct lost_range){ .store_epoch = s.store_epoch,
+				 .first = (uint32_t)first,
+				 .last = (uint32_t)first + count - 1 };
+	p->lost[p->n_lost++ % LOST_RANGES_MAX] = l;
+	if (journal_next_session_end(d->j, serial, l.store_epoch, l.first - 1, &end_seq,
+				     &session_id) == 0 &&
+	    session_id && !session_partial(p, l.store_epoch, session_id))
+		session_summary(d, p, serial, l.store_epoch, session_id, end_seq, &l);
 }
 
 /* Builds the records payload with msg_id = the outbox id it will get. */
@@ -688,42 +877,11 @@ static int pm_record(void *user_data, const char *serial, const struct nl_record
 		if (got != id)
 			log_pen_warning(serial, "record %" PRIu32 ": outbox id %" PRId64
 					" but payload says %" PRId64, rec->hdr.seq, got, id);
-		session_context(p, rec);
-		if (rec->hdr.type == NL_RECORD_LIMIT)
+		if (rec->hdr.type == NL_RECORD_LIMIT &&
+		    !dlimits_reports_limit_record(d, serial, rec))
 			limit_record_alert(d, serial, rec, record_id);
 		dlimits_record(d, serial, rec, record_id);
-		if (rec->hdr.type == NL_RECORD_SESSION_END) {
-			cJSON *json;
-			int64_t sid = journal_outbox_next_id(d->j);
-			bool match = p->has_start &&
-				     p->start.hdr.session_id == rec->hdr.session_id &&
-				     p->start.hdr.store_epoch == rec->hdr.store_epoch;
-
-			r = nl_payload_session(
-				&(struct nl_payload_session_ctx){
-					.rec = { .serial = serial,
-						 .msg_id = (uint64_t)sid,
-						 .received_ms = now },
-					.start = match ? &p->start : NULL,
-					.cartridge = p->has_cartridge ? &p->cartridge : NULL,
-					.limit_events = match ? p->limits : NULL,
-					.limit_event_count = match ? p->n_limits : 0,
-				},
-				rec, &json);
-			if (r == 0 && pen_topic(d, serial, "sessions", topic, sizeof(topic)) == 0)
-				r = outbox_json(d, topic, json, NULL);
-			else if (r == 0)
-				cJSON_Delete(json);
-			if (r < 0)
-				log_pen_err(serial, "session %" PRIu32 ": summary failed: %s",
-					    rec->hdr.session_id, strerror(-r));
-			else
-				log_pen_info(serial, "session %" PRIu32 " ended (%s)",
-					     rec->hdr.session_id,
-					     nl_session_end_reason_name(rec->u.session_end.reason));
-			p->has_start = false;
-			p->n_limits = 0;
-		}
+		session_record(d, p, serial, rec);
 	} else if (added == JOURNAL_CONFLICT) {
 		char msg[160];
 
@@ -845,6 +1003,8 @@ static void pm_event(void *user_data, const struct penmgr_event *ev)
 		enum nl_payload_severity sev;
 		const char *rule = alert_rule(ev->u.alert.alert, &sev);
 
+		if (ev->u.alert.alert == PENMGR_ALERT_RECORD_GAP)
+			session_lost(d, p, ev->serial, ev->u.alert.value, ev->u.alert.count);
 		raise_alert(d, ev->serial,
 			    &(struct alert_in){ .rule = rule,
 						.severity = sev,

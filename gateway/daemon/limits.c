@@ -309,6 +309,8 @@ static const char *alert_cause_name(enum limits_alert a)
 		return "unexpected";
 	case LIMITS_ALERT_THRESHOLD:
 		return "threshold";
+	case LIMITS_ALERT_RUNNING_LOCKED:
+		return "running_locked";
 	case LIMITS_ALERT_NONE:
 	default:
 		return NULL;
@@ -611,7 +613,9 @@ static void enf_done(int err, const struct nl_cp_rsp *rsp, void *userdata)
 	struct lpen *lp = e->lp;
 	struct limits_action acts[ACTS_MAX];
 	bool ok = err == 0 && rsp->result == NL_CP_SUCCESS;
-	enum nl_payload_action_result res = ok ? NL_PAYLOAD_RESULT_APPLIED : NL_PAYLOAD_RESULT_FAILED;
+	/* SUCCESS is the pen's answer, not yet its confirmation: that is the
+	 * engine's `confirmed` action (applied) or its ALERT (failed). */
+	enum nl_payload_action_result res = ok ? NL_PAYLOAD_RESULT_PENDING : NL_PAYLOAD_RESULT_FAILED;
 	char why[128];
 	int n = 0;
 
@@ -622,7 +626,7 @@ static void enf_done(int err, const struct nl_cp_rsp *rsp, void *userdata)
 	else if (!ok)
 		snprintf(why, sizeof(why), "the pen answered %s", nl_cp_result_name(rsp->result));
 	else
-		why[0] = '\0';
+		snprintf(why, sizeof(why), "the pen answered SUCCESS; awaiting its confirmation");
 	if (ok && e->a.kind == LIMITS_ACTION_LOCK)
 		lp->engine_locked = true;
 	action_audit(lp, &e->a, e->session_id, "enforcement_result", e->alert_id, e->record_id,
@@ -688,6 +692,17 @@ static void handle_action(struct lpen *lp, const struct limits_action *a, const 
 	case LIMITS_ACTION_CLAMP:
 	case LIMITS_ACTION_LOCK:
 		break;
+	}
+	if (a->confirmed) {
+		/* The outcome of a command sent earlier (its alert said pending). */
+		action_audit(lp, a, sid, "enforcement_result", alert_id, record_id,
+			     NL_PAYLOAD_RESULT_APPLIED, "confirmed");
+		action_alert(lp, a, sid, alert_id, record_id, NL_PAYLOAD_RESULT_APPLIED,
+			     record_id && record_id[0] ? "confirmed by the pen's LIMIT record"
+						       : "confirmed by the pen's Live Status");
+		log_pen_notice(lp->serial, "limits: %s %s confirmed by the pen",
+			       limits_rule_id(a->rule), limits_action_kind_name(a->kind));
+		return;
 	}
 	if (!a->send) {
 		/* The pen did it itself (its LIMIT record): report only. */
@@ -1615,6 +1630,39 @@ void dlimits_record(struct daemon *d, const char *serial, const struct nl_record
 		log_pen_info(serial, "limits: session %" PRIu32 " ended, supervision over",
 			     lp->session_id);
 		lpen_drop_session(lp);
+	}
+}
+
+bool dlimits_reports_limit_record(struct daemon *d, const char *serial,
+				  const struct nl_record *rec)
+{
+	const struct nl_rec_limit *l = &rec->u.limit;
+	struct lpen *lp;
+
+	if (!d->lim || rec->hdr.type != NL_RECORD_LIMIT)
+		return false;
+	lp = lpen_find(d->lim, serial);
+	/* While authorising, the engine's actions are left to the procedure. */
+	if (!lp || !lp->s || lp->authorising ||
+	    (rec->hdr.session_id != lp->session_id && rec->hdr.session_id != 0))
+		return false;
+	switch ((enum nl_limit_event)l->event) {
+	case NL_LIMIT_EVENT_CLAMP:
+	case NL_LIMIT_EVENT_PASS_WARN:
+	case NL_LIMIT_EVENT_TIME_WARN:
+	case NL_LIMIT_EVENT_FALLBACK:
+		return true;
+	case NL_LIMIT_EVENT_LOCK:
+		/* The gateway's own LOCK has its action alert; of the pen's
+		 * locks the engine judges the pass and needle-on locks. */
+		return l->origin == NL_LIMIT_ORIGIN_GATEWAY || l->reason == NL_LOCK_REASON_PASSES ||
+		       l->reason == NL_LOCK_REASON_NEEDLE_ON;
+	case NL_LIMIT_EVENT_APPLIED:
+	case NL_LIMIT_EVENT_UNLOCK:
+	case NL_LIMIT_EVENT_OVERRIDE:
+	case NL_LIMIT_EVENT_END:
+	default:
+		return false;
 	}
 }
 

@@ -27,6 +27,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "config.h"
 #include "daemon-internal.h"
 #include "journal.h"
@@ -519,6 +521,40 @@ static void on_notice(const struct transport_bluez_notice *n, void *user_data)
 
 /* ---- module -------------------------------------------------------------- */
 
+#define BLUEZ_MAIN_CONF "/etc/bluetooth/main.conf"
+
+static int gatt_channels_cb(void *user, const char *section, const char *name,
+			    const char *value)
+{
+	if (strcasecmp(section, "GATT") == 0 && strcasecmp(name, "Channels") == 0)
+		*(long *)user = strtol(value, NULL, 10);
+	return 1;
+}
+
+/* The pen's records are segmented over notifications that must arrive in
+ * order; bluetoothd 5.66 with Enhanced ATT (its default: Channels = 3) hands
+ * notifications of different bearers on in any order (protocol.md 6.1,
+ * README "One ATT bearer"). Warn once at start when bluetoothd's
+ * configuration does not say [GATT] Channels = 1. */
+static void check_att_bearers(const char *path)
+{
+	long channels = 0; /* not set: bluetoothd's default, 3 */
+	int r = ini_parse(path, gatt_channels_cb, &channels);
+
+	if (r < 0) {
+		log_warning("bluez: %s not readable: cannot check [GATT] Channels = 1 (one ATT"
+			    " bearer keeps the pens' notifications in order)", path);
+		return;
+	}
+	if (channels != 1)
+		log_warning("bluez: %s does not set [GATT] Channels = 1: with Enhanced ATT"
+			    " bearers bluetoothd may reorder the pens' notifications, and"
+			    " records are then asked for again (README, \"One ATT bearer\")",
+			    path);
+	else
+		log_info("bluez: %s: one ATT bearer ([GATT] Channels = 1)", path);
+}
+
 int dpair_new(struct daemon *d)
 {
 	struct dpair *p;
@@ -533,6 +569,7 @@ int dpair_new(struct daemon *d)
 	if (!d->t || strcmp(transport_name(d->t), "bluez") != 0)
 		return 0;
 	p->bluez = true;
+	check_att_bearers(BLUEZ_MAIN_CONF);
 	bonds = config_str(d->cfg, CONFIG_BLUETOOTH_BONDS);
 	if (bonds[0])
 		p->path = strdup(bonds);

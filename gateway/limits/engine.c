@@ -511,8 +511,11 @@ struct expect {
 	uint32_t hash;
 	int64_t sent_ms;
 	bool cp_done; /* Pen CP answered (APPLIED: not used) */
-	bool record_done; /* LIMIT record seen (CLAMP: optional) */
-	bool reported; /* overdue alert raised */
+	bool cp_ok; /* ... with SUCCESS */
+	bool record_done; /* confirmed: LIMIT record (or, CLAMP/LOCK, Live Status) */
+	bool confirm_sent; /* the `confirmed` action went out */
+	bool reported; /* overdue alert raised, or the failure reported otherwise */
+	struct limits_action act; /* CLAMP/LOCK: the action that asked for it */
 };
 
 #define EXPECT_MAX 16
@@ -540,6 +543,10 @@ struct limits_session {
 	bool time_warned, time_locked, lifetime_done, fallback_seen;
 	bool ended; /* SESSION_END seen: nothing more to supervise */
 	bool locked; /* a lock the engine asked for or saw, until unlock */
+	bool lock_acked; /* the pen answered the engine's LOCK with SUCCESS */
+	bool lock_recorded; /* ... and wrote its LIMIT LOCK (GATEWAY) record */
+	unsigned run_after_lock; /* running Live samples since lock_acked */
+	bool run_locked_reported; /* RUNNING_LOCKED raised for this lock */
 
 	uint8_t uids[8][NL_CARTRIDGE_UID_LEN];
 	unsigned n_uids;
@@ -615,8 +622,7 @@ static struct expect *add_expect(struct limits_session *s, enum expect_kind kind
 		unsigned i;
 		for (i = 0; i < s->n_expects; i++) {
 			const struct expect *o = &s->expects[i];
-			if (o->reported ||
-			    (o->cp_done && (o->record_done || o->kind == EXPECT_CLAMP)))
+			if (o->reported || (o->cp_done && o->record_done))
 				break;
 		}
 		if (i == s->n_expects)
@@ -762,8 +768,28 @@ static void emit_lock(struct limits_session *s, enum limits_rule rule, uint8_t r
 	if (a.send) {
 		struct expect *e = add_expect(s, EXPECT_LOCK, rule, zone, now_ms);
 		e->reason = reason;
+		e->act = a;
 		s->locked = true;
+		s->lock_acked = s->lock_recorded = false;
+		s->run_after_lock = 0;
+		s->run_locked_reported = false;
 	}
+	push(s, &a);
+}
+
+/* A CLAMP or LOCK the engine asked for is confirmed once the pen has
+ * answered SUCCESS and its record or Live Status shows it. */
+static void settle(struct limits_session *s, struct expect *e)
+{
+	struct limits_action a;
+
+	if (e->kind == EXPECT_APPLIED || !e->cp_ok || !e->record_done || e->confirm_sent)
+		return;
+	e->confirm_sent = true;
+	a = e->act;
+	a.send = false;
+	a.confirmed = true;
+	a.expected_hash = e->kind == EXPECT_CLAMP ? e->hash : s->hash;
 	push(s, &a);
 }
 
@@ -799,13 +825,20 @@ static void depth_violation(struct limits_session *s, unsigned zone, uint16_t me
 		e = add_expect(s, EXPECT_CLAMP, rule, (uint8_t)zone, now_ms);
 		e->cap_um = cap;
 		e->hash = s->hash;
+		e->act = a;
 		s->depth[zone] = DEPTH_CLAMP_PENDING;
 		break;
 	}
 	case DEPTH_CLAMP_ACKED:
 		/* The pen acknowledged the cap and still goes deeper: it
-		 * enforces another cap than the one written (reported), and
-		 * is locked. */
+		 * enforces another cap than the one written (reported: the
+		 * failed outcome of that CLAMP), and is locked. */
+		for (unsigned i = 0; i < s->n_expects; i++) {
+			struct expect *o = &s->expects[i];
+			if (o->kind == EXPECT_CLAMP && !o->record_done &&
+			    (o->zone == zone || o->zone == NL_ZONE_NONE))
+				o->reported = true;
+		}
 		alert(s, LIMITS_ALERT_THRESHOLD, rule, (uint8_t)zone, LIMITS_UNIT_MM, measured, cap);
 		emit_lock(s, rule, NL_LOCK_REASON_POLICY, true, (uint8_t)zone, LIMITS_UNIT_MM,
 			  measured, cap, now_ms);
@@ -868,6 +901,56 @@ static void check_needle_on(struct limits_session *s, uint32_t needle_on_ms, boo
 	}
 }
 
+static void alert(struct limits_session *s, enum limits_alert cause, enum limits_rule rule,
+		  uint8_t zone, enum limits_unit unit, int64_t measured, int64_t threshold);
+
+static void running_locked(struct limits_session *s, unsigned zone, int64_t now_ms)
+{
+	enum limits_rule rule = LIMITS_R13_NOT_ACKNOWLEDGED;
+
+	(void)now_ms;
+	s->run_locked_reported = true;
+	for (unsigned i = s->n_expects; i-- > 0;)
+		if (s->expects[i].kind == EXPECT_LOCK) {
+			rule = s->expects[i].rule;
+			if (!s->expects[i].record_done)
+				s->expects[i].reported = true; /* this is its failure */
+			break;
+		}
+	alert(s, LIMITS_ALERT_RUNNING_LOCKED, rule, (uint8_t)zone, LIMITS_UNIT_NONE, 0, 0);
+}
+
+/* Live Status confirms what a record would: a LOCK by state LOCKED (LOCK on
+ * a locked pen writes no record), a CLAMP by the zone's cap at or below the
+ * new cap with the motor not above it (a CLAMP that changes nothing writes
+ * no record). Only after the pen answered SUCCESS. */
+static void live_confirm(struct limits_session *s, const struct nl_live *live, bool running,
+			 unsigned zone)
+{
+	uint16_t depth = live->depth_set_um;
+	uint32_t tol = 0;
+
+	if ((s->feature_flags & NL_FEAT_DEPTH_SENSING) && live->depth_measured_um != NL_DEPTH_UNKNOWN) {
+		depth = live->depth_measured_um;
+		tol = s->v->depth_tolerance_um;
+	}
+	for (unsigned i = 0; i < s->n_expects; i++) {
+		struct expect *e = &s->expects[i];
+
+		if (!e->cp_ok || e->record_done || e->reported)
+			continue;
+		if (e->kind == EXPECT_LOCK && live->state == NL_PEN_STATE_LOCKED) {
+			e->record_done = true;
+			settle(s, e);
+		} else if (e->kind == EXPECT_CLAMP && (e->zone == NL_ZONE_NONE || e->zone == zone) &&
+			   zone != NL_ZONE_NONE && live->depth_cap_um <= e->cap_um &&
+			   !(running && depth > e->cap_um + tol)) {
+			e->record_done = true;
+			settle(s, e);
+		}
+	}
+}
+
 int limits_session_live(struct limits_session *s, const struct nl_live *live, int64_t now_ms,
 			struct limits_action *out, size_t max)
 {
@@ -893,6 +976,17 @@ int limits_session_live(struct limits_session *s, const struct nl_live *live, in
 		check_passes(s, zone, live->pass, running, now_ms);
 	}
 	check_needle_on(s, live->needle_on_ms, live->state == NL_PEN_STATE_LOCKED, now_ms);
+	live_confirm(s, live, running, zone);
+	/* A pen that runs after acknowledging the engine's LOCK ignores it:
+	 * the sample right after the answer may predate it, the next not. */
+	if (s->locked && s->lock_acked && !s->run_locked_reported) {
+		if (running && live->state != NL_PEN_STATE_LOCKED)
+			s->run_after_lock++;
+		else
+			s->run_after_lock = 0;
+		if (s->run_after_lock >= 2)
+			running_locked(s, zone, now_ms);
+	}
 	/* NL-R14: past its lifetime the pen must have fallen back to 1.0 mm. */
 	if (!s->lifetime_done && !s->fallback_seen && running &&
 	    now_ms - s->start_ms > 1000LL * s->lifetime_s &&
@@ -1014,6 +1108,7 @@ length:
 				       now_ms);
 			e->cap_um = c->needle_length_um;
 			e->hash = s->hash;
+			e->act = a;
 		}
 	}
 }
@@ -1045,6 +1140,7 @@ static void limit_record(struct limits_session *s, const struct nl_rec_limit *l,
 				if (e->kind == EXPECT_CLAMP && !e->record_done &&
 				    e->zone == l->zone && e->cap_um == l->threshold) {
 					e->record_done = true;
+					settle(s, e);
 					matched = true;
 					break;
 				}
@@ -1075,6 +1171,8 @@ static void limit_record(struct limits_session *s, const struct nl_rec_limit *l,
 				if (e->kind == EXPECT_LOCK && !e->record_done &&
 				    e->reason == l->reason) {
 					e->record_done = true;
+					s->lock_recorded = true;
+					settle(s, e);
 					matched = true;
 					break;
 				}
@@ -1169,6 +1267,12 @@ int limits_session_record(struct limits_session *s, const struct nl_record *rec,
 		uint16_t depth = g->depth_set_um;
 		uint32_t tol = 0;
 
+		/* A run recorded after the pen's LIMIT LOCK (GATEWAY) record
+		 * (records are in the order the pen wrote them), not the one
+		 * the lock cut: the pen ran while locked. */
+		if (s->locked && s->lock_recorded && !s->run_locked_reported && g->run_ms > 0 &&
+		    g->end_reason != NL_SEGMENT_END_LOCK)
+			running_locked(s, zone, now_ms);
 		if (s->locked)
 			break;
 		if ((s->feature_flags & NL_FEAT_DEPTH_SENSING) &&
@@ -1212,6 +1316,7 @@ int limits_session_cp_result(struct limits_session *s, uint8_t op, uint8_t resul
 			continue;
 		e->cp_done = true;
 		if (result != NL_CP_SUCCESS) {
+			e->reported = true; /* the REFUSED alert is its outcome */
 			/* The pen refused: a refused CLAMP must become a lock. */
 			alert(s, LIMITS_ALERT_REFUSED, e->rule, e->zone, LIMITS_UNIT_NONE, result,
 			      NL_CP_SUCCESS);
@@ -1232,9 +1337,17 @@ int limits_session_cp_result(struct limits_session *s, uint8_t op, uint8_t resul
 				if ((z == e->zone || e->zone == NL_ZONE_NONE) &&
 				    s->depth[z] == DEPTH_CLAMP_PENDING)
 					s->depth[z] = DEPTH_CLAMP_ACKED;
-			if (value != e->hash)
+			if (value != e->hash) {
+				e->reported = true; /* the mismatch is its outcome */
 				hash_mismatch(s, value, now_ms);
+				break;
+			}
+		} else {
+			s->lock_acked = true;
+			s->run_after_lock = 0;
 		}
+		e->cp_ok = true;
+		settle(s, e); /* the record may have come first */
 		break;
 	}
 	return drain(s, out, max);
@@ -1247,7 +1360,7 @@ int limits_session_tick(struct limits_session *s, int64_t now_ms, struct limits_
 
 	for (unsigned i = 0; i < s->n_expects; i++) {
 		struct expect *e = &s->expects[i];
-		bool missing = !e->cp_done || (e->kind != EXPECT_CLAMP && !e->record_done);
+		bool missing = !e->cp_done || !e->record_done;
 
 		if (!missing || e->reported || now_ms - e->sent_ms < timeout)
 			continue;
@@ -1275,6 +1388,8 @@ int limits_session_unlocked(struct limits_session *s, enum limits_role role, con
 	if (r < 0)
 		return r;
 	s->locked = false;
+	s->lock_acked = s->lock_recorded = false;
+	s->run_after_lock = 0;
 	for (unsigned z = 0; z < NL_ZONE_COUNT; z++)
 		if (s->depth[z] == DEPTH_LOCKED)
 			s->depth[z] = DEPTH_CLAMP_ACKED;
@@ -1411,6 +1526,12 @@ int limits_action_message(const struct limits_action *a, char *buf, size_t size)
 
 	fmt_value(v, sizeof(v), a->unit, a->measured);
 	fmt_value(t, sizeof(t), a->unit, a->threshold);
+	if (a->confirmed && a->kind == LIMITS_ACTION_CLAMP)
+		return finish(snprintf(buf, size, "cap %s on %s confirmed by the pen (%s)", t,
+				       zone_text(a->zone), title),
+			      size);
+	if (a->confirmed && a->kind == LIMITS_ACTION_LOCK)
+		return finish(snprintf(buf, size, "%s: pen lock confirmed by the pen", title), size);
 	switch (a->kind) {
 	case LIMITS_ACTION_CLAMP:
 		return finish(snprintf(buf, size, "depth %s on %s above the cap %s: clamped (%s)",
@@ -1453,6 +1574,12 @@ int limits_action_message(const struct limits_action *a, char *buf, size_t size)
 					 "pen reports a %s change the gateway did not ask for",
 					 title),
 				size);
+		case LIMITS_ALERT_RUNNING_LOCKED:
+			return finish(snprintf(buf, size,
+					       "pen keeps treating after acknowledging the lock "
+					       "for %s",
+					       title),
+				      size);
 		case LIMITS_ALERT_THRESHOLD:
 		case LIMITS_ALERT_NONE:
 			break;

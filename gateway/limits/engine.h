@@ -174,6 +174,7 @@ enum limits_alert {
 	LIMITS_ALERT_TIMEOUT, /* no confirmation: measured s waited, threshold timeout */
 	LIMITS_ALERT_UNEXPECTED, /* a GATEWAY CLAMP/LOCK record nobody asked for */
 	LIMITS_ALERT_THRESHOLD, /* the pen acts at another threshold than written */
+	LIMITS_ALERT_RUNNING_LOCKED, /* the pen runs after acknowledging a LOCK */
 };
 
 struct limits_action {
@@ -189,6 +190,12 @@ struct limits_action {
 	uint16_t new_cap_um; /* CLAMP */
 	uint8_t lock_reason; /* LOCK: enum nl_lock_reason */
 	uint32_t expected_hash; /* CLAMP: hash of the derived set the pen must report */
+	/* CLAMP/LOCK with !send: the pen confirmed the command the engine
+	 * asked for (its LIMIT record, origin GATEWAY, or its Live Status:
+	 * the zone's cap at or below the new cap and the motor not above it;
+	 * state LOCKED), after answering it with SUCCESS. The other fields
+	 * are those of the action that asked for it. */
+	bool confirmed;
 };
 
 #define LIMITS_ACTIONS_MAX 8
@@ -224,7 +231,9 @@ int limits_session_tick(struct limits_session *s, int64_t now_ms, struct limits_
 /* The pen answered a Pen CP command the engine asked for: op CLAMP or LOCK,
  * result enum nl_cp_result, value as in cp.h. A CLAMP SUCCESS whose value
  * is not the expected hash, or any non-SUCCESS result, is an ALERT action
- * (written to out as above). */
+ * (written to out as above). SUCCESS is not the confirmation: that is a
+ * later `confirmed` action, or an ALERT (TIMEOUT, RUNNING_LOCKED,
+ * THRESHOLD) when the pen does not do it. */
 int limits_session_cp_result(struct limits_session *s, uint8_t op, uint8_t result, uint32_t value,
 			     int64_t now_ms, struct limits_action *out, size_t max);
 

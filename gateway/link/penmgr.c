@@ -129,12 +129,22 @@ struct pending_rec {
 	int state; /* 0 waiting, 1 committed, -1 failed */
 };
 
-/* Sequence numbers the pen skipped during a REPORT: asked for once more
- * with RACP REPORT RANGE before they are reported missing (10.4 step 8).
- * Nothing at or after a.. is acknowledged while the gap is open. */
+/* Sequence numbers the pen skipped during a REPORT: asked for again with
+ * RACP REPORT RANGE (10.4 step 8). Nothing at or after a.. is acknowledged
+ * while the gap is open. A gap closes when its records came, or when a
+ * REPORT RANGE of it ended with nothing lost on the way (no malformed value,
+ * no record the gateway could not take): what did not come then is not on
+ * the pen (record_gap). Otherwise it is asked for up to PEN_GAP_TRIES times
+ * per connection, then parked (still open, still not acknowledged past;
+ * catchup_failed, once) until the next connection. */
 struct gap {
 	uint32_t a, b;
+	unsigned tries;  /* REPORT RANGE of it on this connection */
+	bool parked;     /* not asked again on this connection */
+	bool reported;   /* record_gap alert sent */
 };
+
+#define PEN_GAP_TRIES 3
 
 struct pen {
 	struct pen *next;
@@ -169,7 +179,10 @@ struct pen {
 	struct nl_racp_client racp;
 	uint64_t catchup_next_us; /* next progress report, 0: no long catch-up */
 	bool racp_active, racp_again;
-	bool racp_fill; /* the running procedure refills gaps[0] */
+	bool racp_fill; /* the running procedure refills gaps[fill_gap] */
+	size_t fill_gap;
+	unsigned fill_corrupt0; /* link_corrupt when the refill started */
+	unsigned fill_lost;     /* refilled records not handed to the sink */
 	struct nl_racp_client fill;
 	struct gap gaps[PEN_GAPS_MAX];
 	size_t n_gaps;
@@ -885,8 +898,8 @@ static void racp_start(struct pen *p, bool fill)
 
 	if (fill) {
 		req.oper = NL_RACP_RANGE;
-		req.a = p->gaps[0].a;
-		req.b = p->gaps[0].b;
+		req.a = p->gaps[p->fill_gap].a;
+		req.b = p->gaps[p->fill_gap].b;
 	} else {
 		req.a = p->received_hi + 1;
 	}
@@ -903,6 +916,9 @@ static void racp_start(struct pen *p, bool fill)
 	p->racp_active = true;
 	p->racp_fill = fill;
 	if (fill) {
+		p->gaps[p->fill_gap].tries++;
+		p->fill_corrupt0 = p->link_corrupt;
+		p->fill_lost = 0;
 		nl_racp_client_start(&p->fill, req.a);
 		log_pen_info(pen_name(p), "catch-up: RACP REPORT %" PRIu32 "..%" PRIu32
 			     " for missing records", req.a, req.b);
@@ -973,9 +989,14 @@ static void catchup_start(struct pen *p)
 /* Starts the next RACP procedure: open gaps first, then a pending GE. */
 static void racp_next(struct pen *p)
 {
+	size_t k = 0;
+
 	if (!p->cp_ready || p->racp_active)
 		return;
-	if (p->n_gaps > 0) {
+	while (k < p->n_gaps && p->gaps[k].parked)
+		k++;
+	if (k < p->n_gaps) {
+		p->fill_gap = k;
 		racp_start(p, true);
 	} else if (p->racp_again) {
 		p->racp_again = false;
@@ -983,22 +1004,49 @@ static void racp_next(struct pen *p)
 	}
 }
 
-/* The refill of gaps[0] ended: whatever did not come is reported. */
-static void fill_done(struct pen *p)
+/* The refill of gaps[fill_gap] ended (code: the pen's RACP answer). */
+static void fill_done(struct pen *p, uint8_t code)
 {
-	struct gap g = p->gaps[0];
+	size_t k = p->fill_gap;
+	struct gap *g = &p->gaps[k];
 	uint32_t missing = p->fill.gaps;
+	bool lost = p->link_corrupt != p->fill_corrupt0 || p->fill_lost > 0 ||
+		    (code != NL_RACP_SUCCESS && code != NL_RACP_NO_RECORDS);
 
-	if (p->fill.expect <= g.b)
-		missing += g.b - p->fill.expect + 1;
-	memmove(p->gaps, p->gaps + 1, (p->n_gaps - 1) * sizeof(*p->gaps));
-	p->n_gaps--;
+	if (k >= p->n_gaps)
+		return;
+	if (p->fill.expect <= g->b)
+		missing += g->b - p->fill.expect + 1;
+	if (missing > 0 && lost) {
+		/* The pen may still have them: never acknowledged past. What
+		 * came in order from a.. is not asked for again. */
+		if (p->fill.gaps == 0 && p->fill_lost == 0 && p->fill.expect > g->a)
+			g->a = p->fill.expect;
+		if (g->tries < PEN_GAP_TRIES) {
+			log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32 ": %" PRIu32
+					" not delivered, asking again", g->a, g->b, missing);
+			return;
+		}
+		/* Not record_gap: that says the records are gone for good. */
+		g->parked = true;
+		if (!g->reported)
+			alert(p, PENMGR_ALERT_CATCHUP_FAILED, code, missing,
+			      "records %" PRIu32 "..%" PRIu32 " of epoch %08" PRIx32 ": %" PRIu32
+			      " not delivered after %u requests; kept on the pen, asked again"
+			      " on the next connection",
+			      g->a, g->b, p->epoch, missing, g->tries);
+		g->reported = true;
+		return;
+	}
 	if (missing > 0)
-		alert(p, PENMGR_ALERT_RECORD_GAP, g.a, missing,
+		alert(p, PENMGR_ALERT_RECORD_GAP, g->a, missing,
 		      "records missing: epoch %08" PRIx32 ", seq %" PRIu32 "..%" PRIu32
-		      " (%" PRIu32 " not delivered)", p->epoch, g.a, g.b, missing);
+		      " (%" PRIu32 " not stored on the pen)", p->epoch, g->a, g->b, missing);
 	else
-		log_pen_info(pen_name(p), "records %" PRIu32 "..%" PRIu32 " recovered", g.a, g.b);
+		log_pen_info(pen_name(p), "records %" PRIu32 "..%" PRIu32 " recovered", g->a,
+			     g->b);
+	memmove(p->gaps + k, p->gaps + k + 1, (p->n_gaps - k - 1) * sizeof(*p->gaps));
+	p->n_gaps--;
 	ack_maybe(p);
 }
 
@@ -1024,7 +1072,7 @@ static void on_racp_value(struct pen *p, const uint8_t *val, size_t len)
 	}
 	if (p->racp_fill) {
 		p->racp_fill = false;
-		fill_done(p);
+		fill_done(p, rsp.code);
 	} else {
 		log_pen_info(pen_name(p), "catch-up done: %" PRIu32 " records, %" PRIu32
 			     " skipped, last seq %" PRIu32, p->racp.received, p->racp.gaps,
@@ -1091,13 +1139,16 @@ static void on_record(struct pen *p, const uint8_t *raw, size_t len)
 		(void)timer_arm(pm, &p->racp_timer, pm->cfg.racp_timeout_usec, racp_timeout_cb, p);
 	if (p->racp_active && p->racp_fill) {
 		/* Refill: only the gap's records, each once. */
-		if (rec.hdr.seq < p->gaps[0].a || rec.hdr.seq > p->gaps[0].b ||
+		if (p->fill_gap >= p->n_gaps || rec.hdr.seq < p->gaps[p->fill_gap].a ||
+		    rec.hdr.seq > p->gaps[p->fill_gap].b ||
 		    nl_racp_client_feed(&p->fill, rec.hdr.seq) < 0) {
 			p->cnt.duplicates++;
 			return;
 		}
-		if (pend_push(p, rec.hdr.seq) < 0)
-			return; /* reported missing when the refill ends */
+		if (pend_push(p, rec.hdr.seq) < 0) {
+			p->fill_lost++; /* asked for again when the refill ends */
+			return;
+		}
 	} else {
 		r = nl_racp_client_feed(&p->racp, rec.hdr.seq);
 		if (r == -EALREADY || rec.hdr.seq <= p->received_hi) {
@@ -1114,7 +1165,7 @@ static void on_record(struct pen *p, const uint8_t *raw, size_t len)
 			log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32
 					" skipped, asking again", a, b);
 			if (p->n_gaps < PEN_GAPS_MAX)
-				p->gaps[p->n_gaps++] = (struct gap){ a, b };
+				p->gaps[p->n_gaps++] = (struct gap){ .a = a, .b = b };
 			else
 				alert(p, PENMGR_ALERT_RECORD_GAP, a, (uint32_t)r,
 				      "records missing: epoch %08" PRIx32 ", seq %" PRIu32
@@ -1732,6 +1783,11 @@ static void pen_connect(struct pen *p)
 	p->link_acked = 0;
 	p->cp_ready = false;
 	p->racp_active = p->racp_again = p->racp_fill = false;
+	for (size_t k = 0; k < p->n_gaps; k++) {
+		/* Parked gaps are asked for again on the new link. */
+		p->gaps[k].tries = 0;
+		p->gaps[k].parked = false;
+	}
 	p->ack_queued = false;
 	nl_cp_client_reset(&p->cp);
 	nl_seg_rx_reset(&p->seg);

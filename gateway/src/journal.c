@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "needlelink/record.h"
 
 #define DEFAULT_BATCH_MAX 1000
 #define DEFAULT_BATCH_DELAY_US 5000
@@ -1325,4 +1326,130 @@ void journal_close(struct journal *j)
 		sqlite3_close(j->db);
 	sd_event_unref(j->event);
 	free(j);
+}
+
+/* ---- session context (the daemon's session summaries) -------------------- */
+
+static void session_row(sqlite3_stmt *st, const char *serial, uint32_t store_epoch,
+			struct journal_record *ret)
+{
+	*ret = (struct journal_record){
+		.pen_serial = serial,
+		.store_epoch = store_epoch,
+		.seq = (uint32_t)sqlite3_column_int64(st, 0),
+		.type = (uint8_t)sqlite3_column_int(st, 1),
+		.session_id = (uint32_t)sqlite3_column_int64(st, 2),
+		.pen_time = (uint32_t)sqlite3_column_int64(st, 3),
+		.gw_time_ms = sqlite3_column_int64(st, 4),
+		.raw = sqlite3_column_blob(st, 5),
+		.raw_len = (size_t)sqlite3_column_bytes(st, 5),
+	};
+}
+
+int journal_session_context(struct journal *j, const char *serial, uint32_t store_epoch,
+			    uint32_t session_id, uint32_t end_seq, journal_record_fn fn,
+			    void *userdata, struct journal_session_info *ret)
+{
+	static const char walk_sql[] =
+		"SELECT seq, type, session_id, pen_time, gw_time, raw FROM records"
+		" WHERE pen_serial = ?1 AND store_epoch = ?2 AND seq <= ?3 ORDER BY seq DESC";
+	static const char cart_sql[] =
+		"SELECT seq, type, session_id, pen_time, gw_time, raw FROM records"
+		" WHERE pen_serial = ?1 AND store_epoch = ?2 AND seq < ?3 AND type = ?4"
+		" ORDER BY seq DESC LIMIT 1";
+	struct journal_session_info info = { 0 };
+	struct journal_record row;
+	sqlite3_stmt *st = NULL;
+	uint32_t expected = end_seq;
+	int rc, r = 0;
+
+	if (!j || !serial || !session_id || !end_seq || !fn || !ret)
+		return -EINVAL;
+	rc = sqlite3_prepare_v2(j->db, walk_sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_sql(j, rc, walk_sql);
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, store_epoch);
+	sqlite3_bind_int64(st, 3, end_seq);
+	/* Down from the end, while the records belong to the session (they
+	 * are contiguous in seq): a seq without a record is missing. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		session_row(st, serial, store_epoch, &row);
+		if (row.seq != expected && !info.missing_max)
+			info.missing_max = expected;
+		if (row.session_id != session_id)
+			break;
+		if (row.seq == end_seq)
+			info.found_end = row.type == NL_RECORD_SESSION_END;
+		info.first_seq = row.seq;
+		if (row.type == NL_RECORD_SESSION_START || row.type == NL_RECORD_LIMIT ||
+		    (row.seq == end_seq && info.found_end)) {
+			r = fn(&row, userdata);
+			if (r != 0)
+				break;
+		}
+		if (row.type == NL_RECORD_SESSION_START) {
+			info.start_seq = row.seq;
+			break;
+		}
+		expected = row.seq - 1;
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = fail_sql(j, rc, walk_sql);
+	sqlite3_finalize(st);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (!info.found_end)
+		return -ENOENT;
+
+	rc = sqlite3_prepare_v2(j->db, cart_sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_sql(j, rc, cart_sql);
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, store_epoch);
+	sqlite3_bind_int64(st, 3, end_seq);
+	sqlite3_bind_int(st, 4, NL_RECORD_CARTRIDGE);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		session_row(st, serial, store_epoch, &row);
+		info.cartridge_seq = row.seq;
+		r = fn(&row, userdata);
+	} else if (rc != SQLITE_DONE) {
+		r = fail_sql(j, rc, cart_sql);
+	}
+	sqlite3_finalize(st);
+	if (r < 0)
+		return r;
+	*ret = info;
+	return 0;
+}
+
+int journal_next_session_end(struct journal *j, const char *serial, uint32_t store_epoch,
+			     uint32_t after_seq, uint32_t *ret_seq, uint32_t *ret_session_id)
+{
+	static const char sql[] = "SELECT seq, session_id FROM records"
+				  " WHERE pen_serial = ?1 AND store_epoch = ?2 AND seq > ?3"
+				  " AND type = ?4 ORDER BY seq LIMIT 1";
+	sqlite3_stmt *st;
+	int rc, r;
+
+	if (!j || !serial || !ret_seq || !ret_session_id)
+		return -EINVAL;
+	rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail_sql(j, rc, sql);
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, store_epoch);
+	sqlite3_bind_int64(st, 3, after_seq);
+	sqlite3_bind_int(st, 4, NL_RECORD_SESSION_END);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_seq = (uint32_t)sqlite3_column_int64(st, 0);
+		*ret_session_id = (uint32_t)sqlite3_column_int64(st, 1);
+		r = 0;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : fail_sql(j, rc, sql);
+	}
+	sqlite3_finalize(st);
+	return r;
 }

@@ -212,4 +212,40 @@ int journal_write_end(struct journal *j, int r);
 /* Unix time in ms (CLOCK_REALTIME). */
 int64_t journal_now_ms(void);
 
+/* ---- a session's context, for the daemon's session summaries -------------- */
+
+/* Called with a journaled record; pen_serial and raw are valid during the
+ * call only, decoded is NULL. Return 0 to go on, > 0 to stop, < 0 to stop
+ * and fail with that. */
+typedef int (*journal_record_fn)(const struct journal_record *r, void *userdata);
+
+struct journal_session_info {
+	bool found_end;         /* the SESSION_END at end_seq is journaled */
+	uint32_t start_seq;     /* its SESSION_START, 0: not journaled */
+	uint32_t first_seq;     /* lowest seq of the session the walk reached */
+	uint32_t missing_max;   /* highest seq of the session's span with no record, 0: none */
+	uint32_t cartridge_seq; /* the CARTRIDGE record visited, 0: none */
+};
+
+/* The context of the session session_id of (serial, store_epoch) that ended
+ * with the SESSION_END record at end_seq, read from the records journaled so
+ * far (the open batch included), whatever order they arrived in. Walks down
+ * from end_seq while the records carry session_id, and visits the
+ * SESSION_END, its LIMIT records and its SESSION_START (newest first; the
+ * walk stops at the start),
+ * then the newest CARTRIDGE record below end_seq (any session), if any.
+ * missing_max is the highest seq with no record between end_seq and the
+ * walk's end: the SESSION_START, or a record outside the session, or the
+ * oldest record journaled for the epoch (seqs below it are not counted).
+ * Returns 0 and *ret (left unchanged when fn stopped the walk), -ENOENT
+ * when no SESSION_END of the session is at end_seq, or -errno (also fn's). */
+int journal_session_context(struct journal *j, const char *serial, uint32_t store_epoch,
+			    uint32_t session_id, uint32_t end_seq, journal_record_fn fn,
+			    void *userdata, struct journal_session_info *ret);
+
+/* The first SESSION_END record of (serial, store_epoch) above after_seq:
+ * 0 and its seq and session id, or -ENOENT. */
+int journal_next_session_end(struct journal *j, const char *serial, uint32_t store_epoch,
+			     uint32_t after_seq, uint32_t *ret_seq, uint32_t *ret_session_id);
+
 #endif

@@ -1136,6 +1136,18 @@ int nl_payload_pen_state(const struct nl_payload_pen_state_in *in, cJSON **ret)
 	state_status(&err, o, in->status);
 	state_cartridge(&err, o, in->cartridge);
 	state_limits(&err, o, in->limits);
+	if (in->catchup_expected) {
+		cJSON *c = cJSON_AddObjectToObject(o, "catch_up");
+
+		if (!c && err >= 0)
+			err = -ENOMEM;
+		if (c) {
+			j_num(&err, c, "received", in->catchup_received);
+			j_num(&err, c, "expected", in->catchup_expected);
+		}
+	} else {
+		j_null(&err, o, "catch_up");
+	}
 	return payload_done(err, o, ret);
 }
 

@@ -110,6 +110,9 @@ struct nl_payload_pen_state_in {
 	const struct nl_pen_status *status;
 	const struct nl_cartridge_info *cartridge;
 	const struct nl_active_limits *limits;
+	/* A long catch-up in progress: records received so far and expected;
+	 * catchup_expected 0: none (the member is null). */
+	uint32_t catchup_received, catchup_expected;
 };
 
 int nl_payload_pen_state(const struct nl_payload_pen_state_in *in, cJSON **ret);

@@ -488,6 +488,80 @@ def case_gateway_kill(env):
           "the journal holds every record")
 
 
+def check_summaries(env, serial):
+    """Every session summary carries its session's start, cartridge and
+    enforcement, as the records on MQTT say."""
+    recs = records_of(env, serial)
+    summaries = {p["record_id"]: p for t, p in env.messages()
+                 if t == "%s/pens/%s/sessions" % (BASE, serial) and isinstance(p, dict)}
+    ends = [p for p in recs.values() if p["type"] == "session_end"]
+    check(ends and set(summaries) == {p["record_id"] for p in ends},
+          "%s: a summary for each of the %d session(s)" % (serial, len(ends)))
+    for end in ends:
+        sm, sid = summaries[end["record_id"]], end["session_id"]
+        starts = [p for p in recs.values()
+                  if p["type"] == "session_start" and p["session_id"] == sid]
+        check(len(starts) == 1, "session %d: one session_start record" % sid)
+        st = starts[0]["data"]
+        check(sm["limits"] == {"limits_hash": st["limits_hash"], "source": st["limit_source"],
+                               "lifetime_s": st["lifetime_s"]},
+              "session %d: summary limits %s from its session_start" % (sid, sm["limits"]))
+        carts = sorted((p for p in recs.values()
+                        if p["type"] == "cartridge" and p["seq"] < end["seq"]),
+                       key=lambda p: p["seq"])
+        check(carts and sm["cartridge"]["uid"] == carts[-1]["data"]["uid"]
+              and sm["cartridge"]["lot"] == carts[-1]["data"]["lot"]
+              and sm["cartridge"]["needle_count"] == carts[-1]["data"]["needle_count"],
+              "session %d: summary cartridge %s from the cartridge record"
+              % (sid, sm["cartridge"]))
+        limits = sorted((p for p in recs.values()
+                         if p["type"] == "limit" and p["session_id"] == sid),
+                        key=lambda p: p["seq"])
+        counts = {}
+        for p in limits:
+            counts[p["data"]["event"]] = counts.get(p["data"]["event"], 0) + 1
+        got = {k: v for k, v in sm["enforcement"]["counts"].items() if v}
+        check(limits and got == counts,
+              "session %d: enforcement counts %s match its %d limit records"
+              % (sid, got, len(limits)))
+        check([e["record_id"] for e in sm["enforcement"]["events"]]
+              == [p["record_id"] for p in limits],
+              "session %d: enforcement events are its limit records, in order" % sid)
+    return summaries
+
+
+def case_session_restart(env):
+    """The gateway is killed mid-session, after the session_start and a
+    limit record were journaled, and started again: the summary at the
+    session's end still has its start, cartridge and every limit record
+    (read from the journal, not from memory)."""
+    env.start_broker()
+    env.start_sub()
+    env.start_gw()
+    s = scn(env, "full-face.json")
+    env.start_sim("ff", s, 30)
+
+    def limit_in_session():
+        return any(p["type"] == "limit" and p["session_id"]
+                   for p in records_of(env, "PEN-FF01").values())
+    env.wait_for(limit_in_session, 60, "a limit record of the session on MQTT")
+    recs = records_of(env, "PEN-FF01")
+    check(not any(p["type"] == "session_end" for p in recs.values()),
+          "the session is still open at the kill")
+    env.stop("gw", signal.SIGKILL)
+    time.sleep(1)  # the gateway stays down a moment; the pen keeps recording
+    env.start_gw()
+    pens = env.wait_sim("ff", 180)
+    check_pen(env, pens[0], s)
+    env.wait_for(lambda: any(t == "%s/pens/PEN-FF01/sessions" % BASE
+                             for t, p in env.messages()), 30, "the session summary")
+    sm = check_summaries(env, "PEN-FF01")
+    after = [p for p in records_of(env, "PEN-FF01").values()
+             if p["type"] == "limit" and p["session_id"] and p["record_id"] not in recs]
+    check(after, "limit records of the session also came after the restart (%d)" % len(after))
+    check(all(p["started_at"] for p in sm.values()), "started_at from the session_start")
+
+
 def case_shutdown_broker_gone(env):
     """SIGINT (Ctrl-C) while the broker is unreachable: stopped, so no TCP
     reset tells Paho the connection is dead. needlelinkd must exit by itself
@@ -635,6 +709,7 @@ CASES = {
     "link-loss": case_link_loss,
     "broker-restart": case_broker_restart,
     "gateway-kill": case_gateway_kill,
+    "session-restart": case_session_restart,
     "shutdown-broker-gone": case_shutdown_broker_gone,
     "corrupt": case_corrupt,
     "config": case_config,

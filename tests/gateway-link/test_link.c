@@ -392,6 +392,104 @@ static void test_gap(void)
 	h_fini(&h);
 }
 
+/* Between the pen and its radio: while on, every Treatment Record
+ * notification carrying record seq arrives with a broken E2E-CRC. */
+struct lossy {
+	struct lradio_server *srv;
+	uint32_t seq;
+	bool on;
+	unsigned hits;
+};
+
+static int lossy_notify(void *radio, enum sim_chr chr, const uint8_t *val, size_t len)
+{
+	struct lossy *l = radio;
+	struct nl_record_header hdr;
+	uint8_t buf[520];
+
+	if (l->on && chr == SIM_CHR_RECORD && len >= 2 && len <= sizeof(buf) &&
+	    (val[0] & 0x03u) == 0x03u && nl_record_peek_header(val + 1, len - 1, &hdr) >= 0 &&
+	    hdr.seq == l->seq) {
+		memcpy(buf, val, len);
+		buf[len - 1] ^= 0xffu;
+		l->hits++;
+		val = buf;
+	}
+	return lradio_server_radio_ops()->notify(l->srv, chr, val, len);
+}
+
+static int lossy_indicate(void *radio, enum sim_chr chr, const uint8_t *val, size_t len)
+{
+	return lradio_server_radio_ops()->indicate(((struct lossy *)radio)->srv, chr, val, len);
+}
+
+static void lossy_disconnect(void *radio)
+{
+	lradio_server_radio_ops()->disconnect(((struct lossy *)radio)->srv);
+}
+
+/* A record lost on the way every time it is sent is asked for again a few
+ * times, then left on the pen: never acknowledged past while the pen holds
+ * it, and fetched on the next connection. */
+static void test_gap_kept(void)
+{
+	static const char *const allow[] = { "NLT-K1", NULL };
+	static const struct sim_radio_ops lossy_ops = {
+		.notify = lossy_notify,
+		.indicate = lossy_indicate,
+		.disconnect = lossy_disconnect,
+	};
+	struct harness h;
+	struct tpen *g;
+	struct lossy lossy;
+	struct penmgr_snapshot snap;
+	struct sim_pen_info info;
+	struct h_seen *s;
+
+	h_init(&h);
+	g = h_pen_new(&h, "NLT-K1", true);
+	h_pen_records(g, 2);
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_records, &(struct want_records){ "NLT-K1", 2 }, 20000, "2 records");
+	h_wait(&h, cond_ready_and_idle, "NLT-K1", 20000, "READY, acknowledged");
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K1", 2 }, 20000, "ack through 2");
+
+	lossy = (struct lossy){ .srv = g->srv, .seq = 4, .on = true };
+	sim_pen_set_radio(g->pen, &lossy_ops, &lossy);
+	h_pen_records(g, 4); /* 3..6; 4 never arrives whole */
+	h_wait(&h, cond_alert, &(struct want_alert){ "NLT-K1", PENMGR_ALERT_CATCHUP_FAILED }, 20000,
+	       "catchup_failed alert");
+	h_wait(&h, h_cond_ready, "NLT-K1", 20000, "READY with the gap parked");
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K1", 3 }, 20000, "ack through 3");
+	h_wait(&h, cond_store_used, &(struct want_store){ g, 3 }, 20000, "store_used 3");
+	s = h_seen(&h, "NLT-K1");
+	CHECK_EQ(s->delivered[3], 1);
+	CHECK_EQ(s->delivered[4], 0);
+	CHECK_EQ(s->delivered[5], 1);
+	CHECK_EQ(s->delivered[6], 1);
+	/* The REPORT, then one REPORT RANGE per try. */
+	CHECK(lossy.hits >= 2);
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-K1", &snap) == 0);
+	CHECK_EQ(snap.committed_seq, 6);
+	CHECK_EQ(snap.acked_seq, 3);
+	h_pen_info(g, &info);
+	CHECK_EQ(info.store_used, 3);
+
+	/* The next link brings it. */
+	lossy.on = false;
+	CHECK(lradio_server_set_in_range(g->srv, false) == 0);
+	h_wait(&h, cond_not_ready, "NLT-K1", 20000, "link down");
+	CHECK(lradio_server_set_in_range(g->srv, true) == 0);
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K1", 6 }, 20000, "ack through 6");
+	h_wait(&h, cond_store_used, &(struct want_store){ g, 0 }, 20000, "store_used 0");
+	CHECK_EQ(s->delivered[4], 1);
+	/* Never reported gone: it was not. */
+	CHECK_EQ(s->alerts[PENMGR_ALERT_RECORD_GAP], 0);
+	CHECK_EQ(s->alerts[PENMGR_ALERT_CATCHUP_FAILED], 1);
+	sim_pen_set_radio(g->pen, lradio_server_radio_ops(), g->srv);
+	h_fini(&h);
+}
+
 /* A pen not on the allow-list is never connected to nor reported. */
 static void test_allowlist(void)
 {
@@ -1034,7 +1132,8 @@ static const struct {
 	{ "catchup-progress", test_catchup_progress },
 	{ "catchup", test_catchup },   { "reconnect", test_reconnect }, { "corrupt", test_corrupt },
 	{ "allowlist", test_allowlist }, { "watchdog", test_watchdog }, { "cp", test_cp },
-	{ "gap", test_gap },	       { "refuse", test_refuse },
+	{ "gap", test_gap },	       { "gap-kept", test_gap_kept },
+	{ "refuse", test_refuse },
 	{ "cp-timeout", test_cp_timeout }, { "cap", test_cap },
 };
 

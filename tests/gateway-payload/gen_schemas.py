@@ -268,6 +268,7 @@ write('pen-state.json', payload("pen-state", "Pen state (BASE/pens/SERIAL/state)
       "needle_length_mm": nullable("depth_mm"), "first_use": nullable("time"), "run_s": ref("seconds")})),
   "limits": nn(obj({"source": ref("limit_source"), "limits_hash": ref("hash"), "remaining_s": U32,
                     "depth_cap_mm": ref("depth_mm")})),
+  "catch_up": nn(obj({"received": U32, "expected": {"type": "integer", "minimum": 1, "maximum": 4294967295}})),
 }))
 
 # ---- availability ----

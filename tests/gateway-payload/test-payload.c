@@ -473,7 +473,17 @@ static void test_state(void)
 	in.model = "NL-Pen 2";
 	CHECK_EQ_INT(nl_payload_pen_state(&empty, &j), 0);
 	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "features")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "catch_up")));
 	sample("pen-state--empty", j);
+	in.catchup_received = 1200;
+	in.catchup_expected = 4100;
+	CHECK_EQ_INT(nl_payload_pen_state(&in, &j), 0);
+	CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "catch_up"), "received")->valueint,
+		     1200);
+	CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "catch_up"), "expected")->valueint,
+		     4100);
+	sample("pen-state--catch-up", j);
+	in.catchup_received = in.catchup_expected = 0;
 	in.battery_pct = 101;
 	CHECK_EQ_INT(nl_payload_pen_state(&in, &j), -ERANGE);
 

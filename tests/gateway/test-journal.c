@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* journal: idempotence, batching, commit callback order, outbox order and
- * paging, durability across reopen and across a crash (no close). */
+ * paging, durability across reopen and across a crash (no close), a
+ * session's context read back from records journaled out of order. */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include "check.h"
 #include "journal.h"
+#include "needlelink/record.h"
 
 static char dir[] = "/tmp/nlgw-journal-XXXXXX";
 static sd_event *loop;
@@ -356,6 +358,140 @@ static void test_crash(void)
 	journal_close(j);
 }
 
+struct visits {
+	uint32_t seq[16];
+	uint8_t type[16];
+	int n;
+	int stop_after; /* 0: never */
+};
+
+static int on_visit(const struct journal_record *r, void *userdata)
+{
+	struct visits *v = userdata;
+
+	CHECK(v->n < 16);
+	CHECK_STR(r->pen_serial, "NL-S");
+	CHECK(r->raw_len == 4 && ((const uint8_t *)r->raw)[1] == (uint8_t)r->seq);
+	v->seq[v->n] = r->seq;
+	v->type[v->n] = r->type;
+	v->n++;
+	return v->stop_after && v->n >= v->stop_after ? 1 : 0;
+}
+
+static void add_typed(struct journal *j, uint32_t epoch, uint32_t seq, uint8_t type,
+		      uint32_t session_id)
+{
+	struct journal_record r = rec("NL-S", epoch, seq, type);
+
+	r.type = type;
+	r.session_id = session_id;
+	r.gw_time_ms = 5000 + seq;
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+}
+
+static void check_visits(const struct visits *v, const uint32_t *seqs, const uint8_t *types,
+			 int n)
+{
+	CHECK_INT(v->n, n);
+	for (int i = 0; i < n; i++) {
+		CHECK_INT(v->seq[i], seqs[i]);
+		CHECK_INT(v->type[i], types[i]);
+	}
+}
+
+/* Session 7 of epoch 5: 1 CARTRIDGE (no session), 2 START, 3 SEGMENT,
+ * 4 LIMIT, 5 SEGMENT, 6 LIMIT, 7 END, then 8 CARTRIDGE after it. The end
+ * comes first, 2 and 5 last (a gap asked for again), across a reopen. */
+static void test_session_context(void)
+{
+	enum { S = NL_RECORD_SESSION_START, E = NL_RECORD_SESSION_END, L = NL_RECORD_LIMIT,
+	       G = NL_RECORD_SEGMENT, C = NL_RECORD_CARTRIDGE };
+	struct journal_session_info info;
+	struct journal *j;
+	struct visits v = { 0 };
+	uint32_t seq, sid;
+
+	CHECK_INT(journal_open(loop, db_path("session.db"), NULL, &j), 0);
+	add_typed(j, 5, 7, E, 7);
+	add_typed(j, 5, 6, L, 7);
+	add_typed(j, 5, 8, C, 0);
+	add_typed(j, 5, 4, L, 7);
+	add_typed(j, 5, 3, G, 7);
+	add_typed(j, 5, 1, C, 0);
+
+	/* The open batch is read too: 5 is the highest hole, START unseen. */
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 7, 7, on_visit, &v, &info), 0);
+	CHECK(info.found_end);
+	CHECK_INT(info.start_seq, 0);
+	CHECK_INT(info.missing_max, 5);
+	CHECK_INT(info.first_seq, 3);
+	CHECK_INT(info.cartridge_seq, 1);
+	check_visits(&v, (uint32_t[]){ 7, 6, 4, 1 }, (uint8_t[]){ E, L, L, C }, 4);
+
+	/* Not an end of that session, or no such session. */
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 7, 6, on_visit, &v, &info), -ENOENT);
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 8, 7, on_visit, &v, &info), -ENOENT);
+	CHECK_INT(journal_session_context(j, "NL-S", 4, 7, 7, on_visit, &v, &info), -ENOENT);
+	CHECK_INT(journal_session_context(j, "NL-T", 5, 7, 7, on_visit, &v, &info), -ENOENT);
+
+	add_typed(j, 5, 5, G, 7);
+	v = (struct visits){ 0 };
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 7, 7, on_visit, &v, &info), 0);
+	CHECK_INT(info.missing_max, 2);
+	CHECK_INT(info.start_seq, 0);
+	CHECK_INT(info.first_seq, 3);
+
+	/* The late start, committed, then the journal reopened (a restart). */
+	add_typed(j, 5, 2, S, 7);
+	wait_commit(j);
+	journal_close(j);
+	CHECK_INT(journal_open(loop, db_path("session.db"), NULL, &j), 0);
+	v = (struct visits){ 0 };
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 7, 7, on_visit, &v, &info), 0);
+	CHECK(info.found_end);
+	CHECK_INT(info.missing_max, 0);
+	CHECK_INT(info.start_seq, 2);
+	CHECK_INT(info.first_seq, 2);
+	CHECK_INT(info.cartridge_seq, 1);
+	check_visits(&v, (uint32_t[]){ 7, 6, 4, 2, 1 }, (uint8_t[]){ E, L, L, S, C }, 5);
+
+	/* fn > 0 stops the walk; no info then. */
+	v = (struct visits){ .stop_after = 2 };
+	info = (struct journal_session_info){ .start_seq = 99 };
+	CHECK_INT(journal_session_context(j, "NL-S", 5, 7, 7, on_visit, &v, &info), 0);
+	CHECK_INT(v.n, 2);
+	CHECK_INT(info.start_seq, 99);
+
+	CHECK_INT(journal_next_session_end(j, "NL-S", 5, 3, &seq, &sid), 0);
+	CHECK_INT(seq, 7);
+	CHECK_INT(sid, 7);
+	CHECK_INT(journal_next_session_end(j, "NL-S", 5, 7, &seq, &sid), -ENOENT);
+	CHECK_INT(journal_next_session_end(j, "NL-S", 6, 0, &seq, &sid), -ENOENT);
+
+	/* Epoch 6, first seen at seq 10 (older records pruned on the pen):
+	 * nothing below the oldest record counts as missing; a hole inside
+	 * does, even with no record of another session below it. */
+	add_typed(j, 6, 10, L, 9);
+	add_typed(j, 6, 11, E, 9);
+	v = (struct visits){ 0 };
+	CHECK_INT(journal_session_context(j, "NL-S", 6, 9, 11, on_visit, &v, &info), 0);
+	CHECK_INT(info.missing_max, 0);
+	CHECK_INT(info.start_seq, 0);
+	CHECK_INT(info.first_seq, 10);
+	CHECK_INT(info.cartridge_seq, 0);
+	check_visits(&v, (uint32_t[]){ 11, 10 }, (uint8_t[]){ E, L }, 2);
+	add_typed(j, 6, 14, E, 10);
+	add_typed(j, 6, 12, S, 10);
+	v = (struct visits){ 0 };
+	CHECK_INT(journal_session_context(j, "NL-S", 6, 10, 14, on_visit, &v, &info), 0);
+	CHECK_INT(info.missing_max, 13);
+	CHECK_INT(info.start_seq, 12);
+	CHECK_INT(journal_next_session_end(j, "NL-S", 6, 11, &seq, &sid), 0);
+	CHECK_INT(seq, 14);
+	CHECK_INT(sid, 10);
+	journal_close(j);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir));
@@ -364,6 +500,7 @@ int main(void)
 	test_batching_and_order();
 	test_outbox();
 	test_crash();
+	test_session_context();
 	{
 		/* a missing directory is created */
 		struct journal *j;

@@ -325,6 +325,17 @@ def depth_rule(env, rule_name, zone, cap, depths, authorise_kw, pen=None, cartri
     if not over_first:
         check(pens[over]["limit_events"]["clamp"] >= 1, "%s: the pen clamped" % over)
     check_alert(env, over, rule_name, "clamp", over_result, "mm", depths[2], cap)
+    # One violation, one alert: the pen's LIMIT CLAMP record of a supervised
+    # session gives the engine's alert (the binding rule) and no other.
+    per_record = {}
+    for a in env.alerts(over):
+        if a.get("record_id"):
+            per_record.setdefault(a["record_id"], []).append(a)
+    dup = {r: [(a["alert_id"], a["rule"]) for a in v] for r, v in per_record.items()
+           if len([a for a in v if a["action"] == "clamp"]) > 1}
+    check(not dup, "%s: one clamp alert per LIMIT record (%s)" % (over, dup))
+    check(not [a for a in env.alerts(over, "zone_depth_cap") if rule_name != "zone_depth_cap"],
+          "%s: no zone_depth_cap alert when %s binds" % (over, rule_name))
     return serials
 
 
@@ -609,7 +620,12 @@ def case_r13(env):
     env.wait_for(lambda: locked(env, "LIM-R13-OVER"), 30, "LIM-R13-OVER locked")
     check(True, "LIM-R13-OVER: the pen is locked after the mismatch")
     finish(env, "LIM-R13-OK", "LIM-R13-AT")
-    check_alert(env, "LIM-R13-AT", "needle_length", "clamp", "applied", "mm", 1.0, 1.0)
+    # The pen's SUCCESS makes the CLAMP pending; its confirmation (the LIMIT
+    # CLAMP record, origin GATEWAY) a later alert with the same rule, applied.
+    check_alert(env, "LIM-R13-AT", "needle_length", "clamp", "pending", "mm", 1.0, 1.0)
+    a = check_alert(env, "LIM-R13-AT", "needle_length", "clamp", "applied", "mm", 1.0, 1.0)
+    check("confirmed by the pen" in a["message"],
+          "LIM-R13-AT: applied is the pen's confirmation (%s)" % a["message"])
     derived = [p for p in env.all_of("LIM-R13-AT", "limits")
                if p["source"] == "session" and zone_cap(p["set"], "cheeks") == 1.0]
     check(derived, "LIM-R13-AT: the pen reported the derived set (cheeks 1.0 mm, hash %s)"
@@ -657,7 +673,9 @@ def case_r15(env):
     env.start_sub()
     env.start_gw()
     env.pen("LIM-R15-OK", depth_timeline("cheeks", 0.5, passes=1, run_s=5))
-    env.pen("LIM-R15-AT", depth_timeline("cheeks", 0.5, passes=1, run_s=5))
+    # AT holds its session open (armed) until the gateway stops it: the
+    # second request below meets the session whatever the load.
+    env.pen("LIM-R15-AT", [{"do": "wait_idle", "timeout_s": 6000}])
     path = env.scenario("LIM-R15-OVER", [])
     with open(path) as f:
         scn = json.load(f)
@@ -672,12 +690,30 @@ def case_r15(env):
     check_applied(env, "LIM-R15-OK", *env.authorise("LIM-R15-OK", "p-r15-ok"))
     rc, resp = env.authorise("LIM-R15-OVER", "p-r15-over")
     check_blocked("LIM-R15-OVER", rc, resp, "pen_not_ready")
-    # AT: ready, authorised; a second request while that session is open.
+    # AT: ready, authorised; a second request at once, while that session
+    # is open (the pen holds it until the stop_session below): no wait for
+    # the pen's state, the gateway knows its session is open.
     check_applied(env, "LIM-R15-AT", *env.authorise("LIM-R15-AT", "p-r15-at"))
-    env.wait_for(lambda: (env.latest("LIM-R15-AT", "live") or {}).get("state")
-                 in ("armed", "running", "paused"), 30, "LIM-R15-AT in session (live)")
     rc, resp = env.authorise("LIM-R15-AT", "p-r15-at2")
     check_blocked("LIM-R15-AT(again)", rc, resp, "pen_not_ready")
+    check(any(b["rule"] == "pen_not_ready" and "not idle" in b["message"]
+              for b in resp["blocked_by"]),
+          "LIM-R15-AT(again): pen_not_ready says not idle (%s)" % [
+              b["message"] for b in resp["blocked_by"]])
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(env.port), "-q", "1",
+                    "-t", "%s/pens/LIM-R15-AT/request/stop_session" % BASE,
+                    "-m", json.dumps({"schema": "needlelink/request/1",
+                                      "transaction": "r15-stop", "params": {}})],
+                   check=True, timeout=20)
+
+    def stopped():
+        for t, p in env.messages():
+            if t.endswith("/LIM-R15-AT/response/stop_session") and isinstance(p, dict) \
+                    and p.get("transaction") == "r15-stop":
+                return p
+        return None
+    r = env.wait_for(stopped, 30, "LIM-R15-AT: the stop_session response")
+    check(r["status"] == "ok", "LIM-R15-AT: session stopped (%s)" % r["status"])
     finish(env, "LIM-R15-OK", "LIM-R15-AT")
 
 
@@ -727,7 +763,17 @@ def case_ignores_lock(env):
             + depth_timeline("cheeks", 1.0, passes=8, run_s=40))
     env.wait_ready(s)
     check_applied(env, s, *env.authorise(s, "p-ign-lock", zones=("cheeks",)))
-    check_alert(env, s, "passes_per_zone", "lock", None, "passes", 6, 5)
+    check_alert(env, s, "passes_per_zone", "lock", "pending", "passes", 6, 5)
+    # It keeps treating after its SUCCESS: reported at once, critical.
+    a = env.wait_alert(s, lambda a: a["rule"] == "limits_not_acknowledged" and
+                       "keeps treating" in a["message"],
+                       "limits_not_acknowledged: the pen keeps treating after the lock", 60)
+    check(a["severity"] == "critical" and a["result"] == "failed",
+          "%s: treating after an acknowledged lock is critical, failed (%s %s)" % (
+              s, a["severity"], a["result"]))
+    check(not [x for x in env.alerts(s, "passes_per_zone")
+               if x["action"] == "lock" and x["result"] == "applied"],
+          "%s: the ignored lock is never reported applied" % s)
     a = env.wait_alert(s, lambda a: a["result"] == "failed" or
                        a["rule"] == "limits_not_acknowledged",
                        "result failed / limits_not_acknowledged (the lock never confirmed)", 60)
@@ -857,7 +903,11 @@ def case_audit(env):
     env.start_sub()
     env.start_gw()
     s = "LIM-AUDIT"
-    env.pen(s, depth_timeline("forehead", 1.0, passes=1, run_s=10))
+    # The pen holds its session limits ~2 s wall before treating: the
+    # retained limits topic is published coalesced (at most once a second)
+    # and must get to show the session set.
+    env.pen(s, [{"after": 40, "do": "note", "text": "hold"}]
+            + depth_timeline("forehead", 1.0, passes=1, run_s=10))
     env.wait_ready(s)
     rc, resp = env.authorise(s, "p-audit", zones=("forehead",))
     check_applied(env, s, rc, resp, "forehead", 0.75)

@@ -565,7 +565,11 @@ static void r13_lock_confirm(void)
 		  0);
 	r = limit_rec(NL_LIMIT_EVENT_LOCK, NL_LIMIT_ORIGIN_GATEWAY, 0, x->d.hash, 0, 0,
 		      NL_LOCK_REASON_PASSES);
-	CHECK_INT(feed_rec(x, &r, 2200), 0);
+	/* SUCCESS was pending; the record confirms the lock. */
+	CHECK_INT(feed_rec(x, &r, 2200), 1);
+	CHECK_INT(x->a[0].kind, LIMITS_ACTION_LOCK);
+	CHECK(x->a[0].confirmed && !x->a[0].send);
+	CHECK_INT(x->a[0].rule, LIMITS_R06_PASSES);
 	r = limit_rec(NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, 0, x->d.hash, 0, 1000, 0);
 	CHECK_INT(feed_rec(x, &r, 2300), 0);
 	CHECK_INT(limits_session_tick(x->s, 500000, x->a, LIMITS_ACTIONS_MAX), 0);
@@ -705,6 +709,149 @@ static void dedup_queue(void)
 	sup_free(x);
 }
 
+/* The LIMIT APPLIED of the authorised set, as the pen writes it. */
+static void applied(struct sup *x)
+{
+	struct nl_record r = limit_rec(NL_LIMIT_EVENT_APPLIED, NL_LIMIT_ORIGIN_GATEWAY, 0, 0, 0,
+				       1000, 0);
+
+	r.u.limit.limits_hash = x->d.hash;
+	CHECK_INT(feed_rec(x, &r, 1500), 0);
+}
+
+/* F4: a CLAMP is applied when the pen confirms it, not on its SUCCESS. */
+static void r13_clamp_confirm(void)
+{
+	struct sup *x = sup_new(NULL, NULL);
+	struct nl_live l = live(NL_ZONE_CHEEKS, 1800, 1, 1000);
+	struct nl_record r;
+	char msg[256];
+
+	applied(x);
+	CHECK_INT(feed(x, &l, 2000), 1);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_CLAMP, NL_CP_SUCCESS, x->d.hash, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  0);
+	/* The record (cap 1.5 mm on the cheeks, origin GATEWAY) confirms. */
+	r = limit_rec(NL_LIMIT_EVENT_CLAMP, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_CHEEKS, x->d.hash,
+		      2000, 1500, 0);
+	CHECK_INT(feed_rec(x, &r, 2200), 1);
+	CHECK_INT(x->a[0].kind, LIMITS_ACTION_CLAMP);
+	CHECK(x->a[0].confirmed && !x->a[0].send);
+	CHECK_INT(x->a[0].rule, LIMITS_R02_ZONE_DEPTH_CAP);
+	CHECK_INT(x->a[0].threshold, 1500);
+	CHECK(limits_action_message(&x->a[0], msg, sizeof(msg)) > 0);
+	CHECK_STR(msg, "cap 1.50 mm on cheeks confirmed by the pen (depth cap per zone)");
+	CHECK_INT(limits_session_tick(x->s, 500000, x->a, LIMITS_ACTIONS_MAX), 0);
+	sup_free(x);
+
+	/* The record before the answer: confirmed once SUCCESS comes. */
+	x = sup_new(NULL, NULL);
+	CHECK_INT(feed(x, &l, 2000), 1);
+	r = limit_rec(NL_LIMIT_EVENT_CLAMP, NL_LIMIT_ORIGIN_GATEWAY, NL_ZONE_CHEEKS, x->d.hash,
+		      2000, 1500, 0);
+	CHECK_INT(feed_rec(x, &r, 2050), 0);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_CLAMP, NL_CP_SUCCESS, x->d.hash, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  1);
+	CHECK(x->a[0].confirmed);
+	sup_free(x);
+
+	/* No record (the CLAMP changed nothing): Live Status at the cap. */
+	x = sup_new(NULL, NULL);
+	CHECK_INT(feed(x, &l, 2000), 1);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_CLAMP, NL_CP_SUCCESS, x->d.hash, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  0);
+	l = live(NL_ZONE_CHEEKS, 1500, 1, 1200);
+	CHECK_INT(feed(x, &l, 2200), 1);
+	CHECK(x->a[0].confirmed && x->a[0].kind == LIMITS_ACTION_CLAMP);
+	CHECK_INT(feed(x, &l, 2300), 0); /* once */
+	sup_free(x);
+}
+
+/* F4: a pen that answers SUCCESS but never shows the CLAMP: failed. */
+static void r13_clamp_unconfirmed(void)
+{
+	struct sup *x = sup_new(NULL, NULL);
+	struct nl_live l = live(NL_ZONE_CHEEKS, 1800, 1, 1000);
+
+	applied(x);
+	CHECK_INT(feed(x, &l, 2000), 1);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_CLAMP, NL_CP_SUCCESS, x->d.hash, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  0);
+	/* No record, and the pen never shows the cheeks again. */
+	l = live(NL_ZONE_FOREHEAD, 300, 1, 1100);
+	l.state = NL_PEN_STATE_ARMED;
+	l.flags = 0;
+	l.depth_cap_um = 500;
+	CHECK_INT(feed(x, &l, 2200), 0);
+	CHECK_INT(limits_session_tick(x->s, 2000 + 59999, x->a, LIMITS_ACTIONS_MAX), 0);
+	CHECK_INT(limits_session_tick(x->s, 2000 + 60000, x->a, LIMITS_ACTIONS_MAX), 1);
+	CHECK_INT(x->a[0].kind, LIMITS_ACTION_ALERT);
+	CHECK_INT(x->a[0].alert, LIMITS_ALERT_TIMEOUT);
+	CHECK_INT(x->a[0].rule, LIMITS_R02_ZONE_DEPTH_CAP);
+	CHECK_INT(limits_session_tick(x->s, 2000 + 90000, x->a, LIMITS_ACTIONS_MAX), 0);
+	sup_free(x);
+}
+
+/* F4: a pen that keeps treating after acknowledging a LOCK. */
+static void r13_lock_ignored(void)
+{
+	struct sup *x = sup_new(NULL, NULL);
+	struct nl_live l = live(NL_ZONE_CHEEKS, 1000, 6, 1000);
+	struct nl_record r;
+	char msg[256];
+
+	applied(x);
+	CHECK_INT(feed(x, &l, 2000), 2); /* warn + LOCK sent */
+	CHECK_INT(x->a[1].kind, LIMITS_ACTION_LOCK);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_LOCK, NL_CP_SUCCESS, 0, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  0);
+	/* The first sample after the answer may predate the lock. */
+	CHECK_INT(feed(x, &l, 2200), 0);
+	CHECK_INT(feed(x, &l, 2300), 1);
+	CHECK_INT(x->a[0].kind, LIMITS_ACTION_ALERT);
+	CHECK_INT(x->a[0].alert, LIMITS_ALERT_RUNNING_LOCKED);
+	CHECK_INT(x->a[0].severity, LIMITS_SEVERITY_CRITICAL);
+	CHECK_INT(x->a[0].rule, LIMITS_R06_PASSES);
+	CHECK(limits_action_message(&x->a[0], msg, sizeof(msg)) > 0);
+	CHECK_STR(msg, "pen keeps treating after acknowledging the lock for passes per zone");
+	CHECK_INT(feed(x, &l, 2400), 0); /* once per lock */
+	/* Its failure is reported: no timeout alert besides. */
+	CHECK_INT(limits_session_tick(x->s, 500000, x->a, LIMITS_ACTIONS_MAX), 0);
+	sup_free(x);
+
+	/* A locked pen (Live LOCKED) confirms the lock; a run recorded after
+	 * its LIMIT LOCK record is a pen running while locked. */
+	x = sup_new(NULL, NULL);
+	l = live(NL_ZONE_CHEEKS, 1000, 6, 1000);
+	CHECK_INT(feed(x, &l, 2000), 2);
+	CHECK_INT(limits_session_cp_result(x->s, NL_CP_LOCK, NL_CP_SUCCESS, 0, 2100, x->a,
+					   LIMITS_ACTIONS_MAX),
+		  0);
+	r = limit_rec(NL_LIMIT_EVENT_LOCK, NL_LIMIT_ORIGIN_GATEWAY, 0, x->d.hash, 0, 0,
+		      NL_LOCK_REASON_PASSES);
+	CHECK_INT(feed_rec(x, &r, 2200), 1);
+	CHECK(x->a[0].confirmed);
+	memset(&r, 0, sizeof(r));
+	r.hdr.type = NL_RECORD_SEGMENT;
+	r.hdr.session_id = SID;
+	r.u.segment.zone = NL_ZONE_CHEEKS;
+	r.u.segment.depth_set_um = 1000;
+	r.u.segment.depth_measured_um = 1000;
+	r.u.segment.pass = 7;
+	r.u.segment.run_ms = 3000;
+	r.u.segment.end_reason = NL_SEGMENT_END_LOCK; /* the run the lock cut */
+	CHECK_INT(feed_rec(x, &r, 2300), 0);
+	r.u.segment.end_reason = NL_SEGMENT_END_OPERATOR;
+	CHECK_INT(feed_rec(x, &r, 2400), 1);
+	CHECK_INT(x->a[0].alert, LIMITS_ALERT_RUNNING_LOCKED);
+	sup_free(x);
+}
+
 static const struct tcase cases[] = {
 	{"NL-R02 depth compliant, at threshold, violating -> CLAMP", r02_depth},
 	{"NL-R02 dedup: one CLAMP for many samples", dedup_depth},
@@ -728,6 +875,9 @@ static const struct tcase cases[] = {
 	{"NL-R13 unknown hash in a LIMIT record -> alert and LOCK", r13_unknown_hash},
 	{"NL-R13 LOCK confirmed by record; unexpected LOCK alerted", r13_lock_confirm},
 	{"NL-R13 LOCK never answered -> alert", r13_lock_missing},
+	{"NL-R13 CLAMP applied when confirmed (record, Live Status)", r13_clamp_confirm},
+	{"NL-R13 CLAMP answered but never shown -> alert", r13_clamp_unconfirmed},
+	{"NL-R13 pen treating after an acknowledged LOCK -> alert", r13_lock_ignored},
 	{"NL-R13 SESSION_START with another hash", r13_session_start},
 	{"NL-R13 session end and factory set re-applied", r13_session_end},
 	{"NL-R14 running past the lifetime without fallback -> LOCK", r14_session},

@@ -161,7 +161,12 @@ log "$want virtual controllers in mgmt"
 
 bluetoothd=/usr/libexec/bluetooth/bluetoothd
 [ -x $bluetoothd ] || bluetoothd=/usr/lib/bluetooth/bluetoothd
-$bluetoothd -n -d >"$nl_res/bluetoothd.log" 2>&1 &
+# One ATT bearer (no EATT), as README.md asks of a gateway: bluetoothd
+# 5.66 defaults to 3 bearers and spreads notifications over them, and reads
+# the bearers in poll order, so the pen's Treatment Record segments reach the
+# gateway out of order (protocol.md 6.1).
+printf '[GATT]\nChannels = 1\n' >/run/bluetooth-main.conf
+$bluetoothd -n -d -f /run/bluetooth-main.conf >"$nl_res/bluetoothd.log" 2>&1 &
 bluetoothd_pid=$!
 # Only org.freedesktop.DBus is asked: a call to org.bluez before bluetoothd
 # owns the name would start D-Bus activation, which stalls without systemd.
