@@ -59,6 +59,7 @@ struct dpen {
 	struct lost_range lost[LOST_RANGES_MAX];
 	struct lost_session partial[LOST_RANGES_MAX];
 	bool state_dirty;      /* snapshot changed since the last state publish */
+	uint64_t state_pub_us; /* CLOCK_MONOTONIC of the last state publish */
 	bool limits_published; /* last_limits went out on this connection */
 	struct nl_active_limits last_limits;
 };

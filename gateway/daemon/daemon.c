@@ -321,6 +321,7 @@ void publish_pen_state(struct daemon *d, const char *serial, bool force)
 	if (!p || penmgr_get_snapshot(d->pm, serial, &s) < 0)
 		return;
 	p->state_dirty = false;
+	p->state_pub_us = mono_us();
 	if (pen_topic(d, serial, "state", topic, sizeof(topic)) == 0)
 		publish_json(d, topic, pen_state_json(&s), 1, true);
 	/* Limits only when the pen's Active Limits changed. */
@@ -390,7 +391,9 @@ static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void arm_state_timer(struct daemon *d)
+/* Fires delay_us from now, unless already armed (it then fires within
+ * STATE_COALESCE_US anyway). */
+static void arm_state_timer(struct daemon *d, uint64_t delay_us)
 {
 	uint64_t now = 0;
 	int enabled = SD_EVENT_OFF;
@@ -400,11 +403,11 @@ static void arm_state_timer(struct daemon *d)
 		return;
 	(void)sd_event_now(d->e, CLOCK_MONOTONIC, &now);
 	if (!d->state_timer) {
-		if (sd_event_add_time(d->e, &d->state_timer, CLOCK_MONOTONIC,
-				      now + STATE_COALESCE_US, 0, on_state_timer, d) < 0)
+		if (sd_event_add_time(d->e, &d->state_timer, CLOCK_MONOTONIC, now + delay_us, 0,
+				      on_state_timer, d) < 0)
 			return;
 	} else {
-		(void)sd_event_source_set_time(d->state_timer, now + STATE_COALESCE_US);
+		(void)sd_event_source_set_time(d->state_timer, now + delay_us);
 	}
 	(void)sd_event_source_set_enabled(d->state_timer, SD_EVENT_ONESHOT);
 }
@@ -987,12 +990,22 @@ static void pm_event(void *user_data, const struct penmgr_event *ev)
 		}
 		break;
 	}
-	case PENMGR_EVENT_SNAPSHOT:
-		/* Pen Status changes many times a second while the motor runs:
-		 * publish at most once per STATE_COALESCE_US. */
-		p->state_dirty = true;
-		arm_state_timer(d);
+	case PENMGR_EVENT_SNAPSHOT: {
+		/* Pen Status changes many times a second while the motor runs.
+		 * The first change after a quiet second goes out at once (a
+		 * short-lived state such as ARMED is not missed); the changes
+		 * that follow within STATE_COALESCE_US are merged into one
+		 * publish at the end of that second. */
+		uint64_t since = mono_us() - p->state_pub_us;
+
+		if (!p->state_dirty && since >= STATE_COALESCE_US) {
+			publish_pen_state(d, ev->serial, false);
+		} else {
+			p->state_dirty = true;
+			arm_state_timer(d, since < STATE_COALESCE_US ? STATE_COALESCE_US - since : 0);
+		}
 		break;
+	}
 	case PENMGR_EVENT_LIVE:
 		dlimits_live(d, ev->serial, ev->u.live);
 		if (pen_topic(d, ev->serial, "live", topic, sizeof(topic)) == 0 &&
