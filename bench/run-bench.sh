@@ -37,7 +37,9 @@
 #   paho        a plain Paho QoS 1 publisher, same count and size, same broker
 # Environment: BENCH_KEEP=1 keeps the scratch directory; BENCH_LOG_LEVEL sets
 # the gateway's log level; BENCH_CONFIG a config file for the gateway (e.g.
-# another [mqtt] max_inflight); BENCH_ATTACH attaches a profiler (below).
+# another [mqtt] max_inflight); BENCH_EARLY=1 runs the gateway with [mqtt]
+# publish_before_commit = true (see docs/mqtt-api.md, Delivery); BENCH_ATTACH
+# attaches a profiler (below).
 # Needs python3 for the arithmetic.
 set -euo pipefail
 
@@ -112,6 +114,7 @@ if [ "$mode" = catchup ]; then
 fi
 "$gwd" --config "${BENCH_CONFIG:-/dev/null}" --id bench --host 127.0.0.1 --port "$port" --journal "$tmp/journal.db" \
 	--allow '*' --sim-dir "$tmp/radio" --max-connections "$pens" --log-level "${BENCH_LOG_LEVEL:-notice}" --stats \
+	--set "mqtt.publish_before_commit=$([ "${BENCH_EARLY:-0}" = 1 ] && echo true || echo false)" \
 	2>"$tmp/gw.log" &
 gw=$!
 pids+=($gw)

@@ -1356,7 +1356,11 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	}
 	if (j) {
 		journal_set_outbox_hook(j, on_outbox_committed, m);
-		journal_set_add_hook(j, on_outbox_added, m);
+		/* Off by default: a message published before its commit and
+		 * lost with a crash comes back under another msg_id (a record
+		 * keeps its record_id). docs/mqtt-api.md, "Delivery". */
+		if (config_bool(c, CONFIG_MQTT_PUBLISH_BEFORE_COMMIT))
+			journal_set_add_hook(j, on_outbox_added, m);
 	}
 	*ret = m;
 	return 0;
