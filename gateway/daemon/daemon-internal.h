@@ -85,6 +85,11 @@ struct daemon {
 	 * (the outbox drain then publishes it; see lat_pub). */
 	uint32_t *lat;
 	size_t n_lat, cap_lat;
+	/* --stats: when each record became durable, microseconds since start
+	 * (durable records per second, peak and mean; see log_stats). */
+	uint64_t stats_t0_us;
+	uint32_t *durable;
+	size_t n_durable, cap_durable;
 	/* --stats: microseconds from a record's arrival (its last notification
 	 * was read) to its outbox row being handed to Paho (PUBLISH queued). */
 	struct pub_probe *probe; /* PROBE_SLOTS, indexed by outbox id */

@@ -76,6 +76,9 @@ static const char *const migrations[] = {
 	"  sent_at INTEGER);"
 	"CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;"
 	"CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;",
+	/* 1 -> 2: a record's outbox message refers to its row in records
+	 * (whose decoded text is the payload) instead of holding a copy. */
+	"ALTER TABLE outbox ADD COLUMN record_ref INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -128,10 +131,13 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
 		"   ELSE excluded.last_committed_seq END,"
 		" store_epoch = excluded.store_epoch,"
 		" last_seen = MAX(last_seen, excluded.last_seen)",
-	[ST_INSERT_OUTBOX] = "INSERT INTO outbox (id, topic, payload, qos, retain, created)"
-			     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[ST_UNSENT] = "SELECT id, topic, payload, qos, retain, created FROM outbox"
-		      " WHERE sent_at IS NULL AND id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+	[ST_INSERT_OUTBOX] = "INSERT INTO outbox (id, topic, payload, qos, retain, created,"
+			     " record_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_UNSENT] = "SELECT o.id, o.topic,"
+		      " CASE WHEN o.record_ref IS NULL THEN o.payload ELSE r.decoded END,"
+		      " o.qos, o.retain, o.created FROM outbox o"
+		      " LEFT JOIN records r ON r.id = o.record_ref"
+		      " WHERE o.sent_at IS NULL AND o.id > ?1 AND o.id <= ?2 ORDER BY o.id LIMIT ?3",
 	[ST_MARK_SENT] = "UPDATE outbox SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
 	[ST_PRUNE] = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
 	[ST_COUNT_UNSENT] = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
@@ -187,6 +193,8 @@ struct journal {
 	unsigned pending;
 	int last_result; /* of the last batch, for waiters added with none open */
 	int64_t next_outbox_id;
+	int64_t last_record_row; /* rowid of the last record added, 0 if none */
+	unsigned held;           /* journal_hold() depth: no commit at batch_max */
 	int64_t committed_outbox_max;
 	struct waiter *wait_head, *wait_tail; /* on the open batch */
 	struct waiter *sync_head, *sync_tail; /* committed, waiting for the WAL sync */
@@ -623,7 +631,7 @@ static int end_write(struct journal *j, int r)
 		return r;
 	}
 	j->pending++;
-	if (j->pending >= j->batch_max) {
+	if (j->pending >= j->batch_max && !j->held) {
 		int f = journal_flush(j);
 		if (f < 0)
 			return f;
@@ -828,6 +836,7 @@ int journal_add_record(struct journal *j, const struct journal_record *rec)
 			return r;
 		return r ? JOURNAL_DUPLICATE : JOURNAL_CONFLICT;
 	}
+	j->last_record_row = rec->decoded ? sqlite3_last_insert_rowid(j->db) : 0;
 	r = touch_pen(j, rec->pen_serial, rec->store_epoch, rec->seq);
 	return end_write(j, r < 0 ? r : JOURNAL_ADDED);
 }
@@ -858,8 +867,10 @@ int64_t journal_outbox_next_id(struct journal *j)
 	return j->next_outbox_id;
 }
 
-int journal_add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
-		       int qos, bool retain, int64_t *ret_id)
+/* record_ref: 0, or the records row whose decoded text is the payload (the
+ * row then holds an empty payload; the drain reads the record's text). */
+static int add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
+		      int qos, bool retain, int64_t record_ref, int64_t *ret_id)
 {
 	sqlite3_stmt *st = j->st[ST_INSERT_OUTBOX];
 	int64_t id = j->next_outbox_id;
@@ -872,7 +883,13 @@ int journal_add_outbox(struct journal *j, const char *topic, const void *payload
 		return r;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, payload ? payload : "", (int)len, SQLITE_STATIC);
+	if (record_ref > 0) {
+		sqlite3_bind_blob(st, 3, "", 0, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, record_ref);
+	} else {
+		sqlite3_bind_blob(st, 3, payload ? payload : "", (int)len, SQLITE_STATIC);
+		sqlite3_bind_null(st, 7);
+	}
 	sqlite3_bind_int(st, 4, qos);
 	sqlite3_bind_int(st, 5, retain);
 	sqlite3_bind_int64(st, 6, journal_now_ms());
@@ -900,6 +917,37 @@ int journal_add_outbox(struct journal *j, const char *topic, const void *payload
 			j->visit_hook(id, j->visit_hook_ud);
 	}
 	return r;
+}
+
+void journal_hold(struct journal *j)
+{
+	j->held++;
+}
+
+int journal_release(struct journal *j)
+{
+	if (j->held > 0 && --j->held == 0 && j->in_tx && j->pending >= j->batch_max)
+		return journal_flush(j);
+	return 0;
+}
+
+int journal_add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
+		       int qos, bool retain, int64_t *ret_id)
+{
+	return add_outbox(j, topic, payload, len, qos, retain, 0, ret_id);
+}
+
+int journal_add_outbox_record(struct journal *j, const char *topic, const char *decoded,
+			      int64_t *ret_id)
+{
+	int64_t ref = j->last_record_row;
+
+	if (!decoded)
+		return -EINVAL;
+	j->last_record_row = 0; /* one message per record */
+	if (ref <= 0)
+		return -ENOENT;
+	return add_outbox(j, topic, decoded, strlen(decoded), 1, false, ref, ret_id);
 }
 
 int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch,
@@ -1115,7 +1163,7 @@ static int set_pragmas(struct journal *j)
 	 * hot pages are the B-tree tops of records and outbox, the rest is
 	 * appended and read back once (from the OS page cache). */
 	return exec(j, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-		       " PRAGMA cache_size = -256;");
+		       " PRAGMA cache_size = -1024;");
 }
 
 /* A bare start should work: create the journal's directory (one level,

@@ -110,6 +110,21 @@ int64_t journal_outbox_next_id(struct journal *j);
 int journal_add_outbox(struct journal *j, const char *topic, const void *payload, size_t len,
 		       int qos, bool retain, int64_t *ret_id);
 
+/* Writes made between journal_hold() and journal_release() land in one
+ * batch: reaching the batch size does not commit in between (a record and
+ * its outbox message are durable together or not at all). Holds nest;
+ * the last release commits if the batch is full and returns that result. */
+void journal_hold(struct journal *j);
+int journal_release(struct journal *j);
+
+/* The outbox message (QoS 1, not retained) for the record added last by
+ * journal_add_record() in this batch, whose decoded text (the same string
+ * as decoded here, given for the publish-before-commit hook) is its payload:
+ * the journal stores that text once, in records. -ENOENT when the last call
+ * to journal_add_record() added no record or had no decoded text. */
+int journal_add_outbox_record(struct journal *j, const char *topic, const char *decoded,
+			      int64_t *ret_id);
+
 typedef void (*journal_commit_cb)(int result, void *userdata);
 
 /* cb(result, userdata) once all writes made so far are committed (or their

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* journal: idempotence, batching, commit callback order, outbox order and
  * paging, durability across reopen and across a crash (no close), a
- * session's context read back from records journaled out of order. */
+ * session's context read back from records journaled out of order, a
+ * record's outbox message stored once (by reference) and committed with the
+ * record, and a version 1 journal migrated with its unsent messages. */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "check.h"
 #include "journal.h"
@@ -80,7 +84,7 @@ static void test_idempotence(void)
 	uint32_t seq = 0;
 
 	CHECK_INT(journal_open(loop, db_path("idem.db"), NULL, &j), 0);
-	CHECK_INT(journal_schema_version(j), 1);
+	CHECK_INT(journal_schema_version(j), 2);
 	r = rec("NL-1", 7, 1, 1);
 	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
 	/* duplicate inside the open batch */
@@ -492,6 +496,150 @@ static void test_session_context(void)
 	journal_close(j);
 }
 
+
+/* COUNT(*) of a table as another connection sees it (committed rows only). */
+static int64_t committed_rows(const char *path, const char *table)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[128];
+	int64_t n = -1;
+
+	CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+	CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+struct payloads {
+	int64_t ids[8];
+	char text[8][96];
+	int n;
+};
+
+static int on_payload(const struct journal_outbox_row *row, void *userdata)
+{
+	struct payloads *p = userdata;
+
+	CHECK(p->n < 8);
+	CHECK(row->payload_len < sizeof(p->text[0]));
+	p->ids[p->n] = row->id;
+	memcpy(p->text[p->n], row->payload, row->payload_len);
+	p->text[p->n][row->payload_len] = '\0';
+	p->n++;
+	return 0;
+}
+
+static void test_record_outbox(void)
+{
+	/* batch_max 1: every write would commit on its own. */
+	struct journal_options opts = { .batch_max = 1, .batch_delay_us = 60ull * 1000000 };
+	struct journal_record r = rec("NL-REF", 1, 1, 7);
+	struct payloads got = { 0 };
+	char *path = db_path("ref.db");
+	struct journal *j;
+	int64_t id = -1, other = -1;
+
+	CHECK_INT(journal_open(loop, path, &opts, &j), 0);
+	r.decoded = "{\"record_id\":\"NL-REF-1-1\",\"msg_id\":1}";
+	/* No record added yet: nothing to refer to. */
+	CHECK_INT(journal_add_outbox_record(j, "t/records", r.decoded, &id), -ENOENT);
+
+	journal_hold(j);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	/* Held: the full batch did not commit between record and message. */
+	CHECK_INT(committed_rows(path, "records"), 0);
+	CHECK_INT(journal_add_outbox_record(j, "t/records", r.decoded, &id), 0);
+	/* Only one message per record. */
+	CHECK_INT(journal_add_outbox_record(j, "t/records", r.decoded, &other), -ENOENT);
+	CHECK_INT(committed_rows(path, "outbox"), 0);
+	CHECK_INT(journal_release(j), 0);
+	CHECK_INT(committed_rows(path, "records"), 1);
+	CHECK_INT(committed_rows(path, "outbox"), 1);
+
+	/* Another message, with its own payload, after it. */
+	CHECK_INT(journal_add_outbox(j, "t/alerts", "{\"a\":1}", 7, 1, false, &other), 0);
+	CHECK_INT(journal_flush(j), 0);
+	CHECK_INT(journal_outbox_unsent(j, 0, 10, on_payload, &got), 2);
+	CHECK_INT(got.ids[0], id);
+	CHECK_STR(got.text[0], r.decoded);
+	CHECK_INT(got.ids[1], other);
+	CHECK_STR(got.text[1], "{\"a\":1}");
+	journal_close(j);
+
+	/* The payload is stored once: the outbox row itself holds none. */
+	{
+		sqlite3 *db;
+		sqlite3_stmt *st;
+
+		CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+		CHECK_INT(sqlite3_prepare_v2(db, "SELECT length(payload), record_ref IS NOT NULL"
+						 " FROM outbox ORDER BY id", -1, &st, NULL), SQLITE_OK);
+		CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+		CHECK_INT(sqlite3_column_int(st, 0), 0);
+		CHECK_INT(sqlite3_column_int(st, 1), 1);
+		CHECK_INT(sqlite3_step(st), SQLITE_ROW);
+		CHECK_INT(sqlite3_column_int(st, 0), 7);
+		CHECK_INT(sqlite3_column_int(st, 1), 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+}
+
+/* A journal written by schema version 1 (payloads in the outbox rows): its
+ * unsent messages still drain after the migration. */
+static void test_migrate_v1(void)
+{
+	char *path = db_path("v1.db");
+	struct payloads got = { 0 };
+	struct journal *j;
+	sqlite3 *db;
+
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "PRAGMA journal_mode = WAL;"
+			       "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+			       "INSERT INTO schema_version VALUES (1);"
+			       "CREATE TABLE pens (serial TEXT PRIMARY KEY NOT NULL, model TEXT,"
+			       " firmware TEXT, store_epoch INTEGER NOT NULL DEFAULT 0,"
+			       " last_committed_seq INTEGER NOT NULL DEFAULT 0,"
+			       " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);"
+			       "CREATE TABLE sessions (id INTEGER PRIMARY KEY, pen_serial TEXT NOT NULL,"
+			       " store_epoch INTEGER NOT NULL, session_id INTEGER NOT NULL,"
+			       " start_seq INTEGER, end_seq INTEGER, start_pen_time INTEGER,"
+			       " end_pen_time INTEGER, gw_started INTEGER, gw_ended INTEGER,"
+			       " end_reason INTEGER, UNIQUE (pen_serial, store_epoch, session_id));"
+			       "CREATE TABLE records (id INTEGER PRIMARY KEY, pen_serial TEXT NOT NULL,"
+			       " store_epoch INTEGER NOT NULL, seq INTEGER NOT NULL,"
+			       " type INTEGER NOT NULL, session_id INTEGER NOT NULL,"
+			       " pen_time INTEGER NOT NULL, gw_time INTEGER NOT NULL,"
+			       " raw BLOB NOT NULL, decoded TEXT,"
+			       " UNIQUE (pen_serial, store_epoch, seq));"
+			       "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			       " topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,"
+			       " retain INTEGER NOT NULL, created INTEGER NOT NULL, sent_at INTEGER);"
+			       "CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;"
+			       "CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;"
+			       "INSERT INTO outbox (id, topic, payload, qos, retain, created)"
+			       " VALUES (41, 't/records', '{\"msg_id\":41}', 1, 0, 1);",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+
+	CHECK_INT(journal_open(loop, path, NULL, &j), 0);
+	CHECK_INT(journal_schema_version(j), 2);
+	CHECK_INT(journal_outbox_unsent(j, 0, 10, on_payload, &got), 1);
+	CHECK_INT(got.ids[0], 41);
+	CHECK_STR(got.text[0], "{\"msg_id\":41}");
+	/* New ids continue after the old ones. */
+	CHECK(journal_outbox_next_id(j) > 41);
+	journal_close(j);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir));
@@ -501,6 +649,8 @@ int main(void)
 	test_outbox();
 	test_crash();
 	test_session_context();
+	test_record_outbox();
+	test_migrate_v1();
 	{
 		/* a missing directory is created */
 		struct journal *j;
