@@ -101,18 +101,7 @@ static int bad(const char *fmt, ...)
 /* ---- options ---------------------------------------------------------------- */
 
 enum {
-	OPT_HOST = 1000,
-	OPT_PORT,
-	OPT_PROTOCOL,
-	OPT_USERNAME,
-	OPT_PASSWORD_FILE,
-	OPT_TLS_CA,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_BASE_TOPIC,
-	OPT_TIMEOUT,
-	OPT_JSON,
-	OPT_PATIENT,
+	OPT_PATIENT = CTL_MQTT_OPT_END,
 	OPT_OPERATOR,
 	OPT_ROLE,
 	OPT_SKIN,
@@ -131,10 +120,8 @@ enum {
 struct args {
 	const char *cmd, *serial;
 	const char *journal, *config;
-	const char *overrides[16][2]; /* config key, value */
-	unsigned n_overrides;
-	int timeout_s;
-	bool json, verbose;
+	struct ctl_mqtt_args mqtt; /* connection options */
+	bool verbose;
 	/* authorise, unlock */
 	const char *patient, *operator_id, *role, *skin, *zones, *ovr_phys, *ovr_reason, *reason;
 	const char *ci[16];
@@ -150,17 +137,7 @@ static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
-	{ "host", required_argument, NULL, OPT_HOST },
-	{ "port", required_argument, NULL, OPT_PORT },
-	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
-	{ "username", required_argument, NULL, OPT_USERNAME },
-	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
-	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
-	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-	{ "base-topic", required_argument, NULL, OPT_BASE_TOPIC },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "json", no_argument, NULL, OPT_JSON },
+	CTL_MQTT_LONG_OPTS,
 	{ "patient", required_argument, NULL, OPT_PATIENT },
 	{ "operator", required_argument, NULL, OPT_OPERATOR },
 	{ "role", required_argument, NULL, OPT_ROLE },
@@ -202,25 +179,19 @@ const char *ctl_limits_command(int argc, char **argv)
 	return NULL;
 }
 
-static int add_override(struct args *a, const char *key, const char *value)
-{
-	if (a->n_overrides >= sizeof(a->overrides) / sizeof(a->overrides[0]))
-		return bad("too many options");
-	a->overrides[a->n_overrides][0] = key;
-	a->overrides[a->n_overrides][1] = value;
-	a->n_overrides++;
-	a->mqtt_flags = true;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	int opt, r = 0;
-	char *end;
-	long v;
+	int opt, r;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "j:c:hv", long_opts, NULL)) != -1) {
+		r = ctl_mqtt_args_parse(&a->mqtt, opt, optarg, NULL);
+		if (r < 0)
+			return usage_status;
+		if (r > 0) {
+			a->mqtt_flags = true;
+			continue;
+		}
 		switch (opt) {
 		case 'j':
 			a->journal = optarg;
@@ -232,45 +203,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return -1;
 		case 'v':
 			a->verbose = true;
-			break;
-		case OPT_HOST:
-			r = add_override(a, "mqtt.host", optarg);
-			break;
-		case OPT_PORT:
-			r = add_override(a, "mqtt.port", optarg);
-			break;
-		case OPT_PROTOCOL:
-			r = add_override(a, "mqtt.protocol", optarg);
-			break;
-		case OPT_USERNAME:
-			r = add_override(a, "mqtt.username", optarg);
-			break;
-		case OPT_PASSWORD_FILE:
-			r = add_override(a, "mqtt.password_file", optarg);
-			break;
-		case OPT_TLS_CA:
-			r = add_override(a, "mqtt.tls_ca", optarg);
-			break;
-		case OPT_TLS_CERT:
-			r = add_override(a, "mqtt.tls_cert", optarg);
-			break;
-		case OPT_TLS_KEY:
-			r = add_override(a, "mqtt.tls_key", optarg);
-			break;
-		case OPT_BASE_TOPIC:
-			r = add_override(a, "gateway.base_topic", optarg);
-			break;
-		case OPT_TIMEOUT:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 3600)
-				return bad("--timeout: whole seconds 1..3600, not \"%s\"", optarg);
-			a->timeout_s = (int)v;
-			a->mqtt_flags = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			a->mqtt_flags = true;
 			break;
 		case OPT_PATIENT:
 			a->patient = optarg;
@@ -331,8 +263,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 		default:
 			return usage_status;
 		}
-		if (r)
-			return r;
 	}
 	if (optind >= argc)
 		return bad("no command");
@@ -348,53 +278,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
-/* ---- configuration ------------------------------------------------------------ */
-
-static int load_config(const struct args *a, bool validate, struct config **ret)
-{
-	struct config *cfg;
-	int r;
-
-	if (config_new(&cfg) < 0)
-		return -ENOMEM;
-	r = config_load(cfg, a->config ? a->config : CONFIG_DEFAULT_PATH, a->config != NULL);
-	for (unsigned i = 0; r >= 0 && i < a->n_overrides; i++)
-		r = config_set(cfg, a->overrides[i][0], a->overrides[i][1]);
-	if (r >= 0 && validate)
-		r = config_validate(cfg);
-	if (r < 0 || config_n_errors(cfg)) {
-		for (size_t i = 0; i < config_n_errors(cfg); i++)
-			fprintf(stderr, "needlelinkctl: %s\n", config_error(cfg, i));
-		config_free(cfg);
-		return r < 0 ? r : -EINVAL;
-	}
-	*ret = cfg;
-	return 0;
-}
+/* ---- requests --------------------------------------------------------------- */
 
 static int run_request(const struct args *a, const char *op, cJSON *params)
 {
-	struct ctl_mqtt_opts o;
 	struct config *cfg = NULL;
-	cJSON *resp = NULL;
-	int r, code;
+	int code;
 
-	if (load_config(a, true, &cfg) < 0)
+	if (ctl_mqtt_config_load(&a->mqtt, a->config, true, &cfg) < 0)
 		return usage_status;
-	ctl_mqtt_opts_init(&o);
-	ctl_mqtt_opts_from_config(&o, cfg);
-	if (a->timeout_s)
-		o.timeout_s = a->timeout_s;
-	o.verbose = a->verbose;
-	r = ctl_mqtt_request(&o, a->serial, op, params, &resp);
-	if (r < 0) {
-		config_free(cfg);
-		/* No answer (timeout) is a failure of the command, not of the call. */
-		return r == -ETIMEDOUT ? 3 : usage_status;
-	}
-	ctl_mqtt_print_response(resp, a->json, stdout);
-	code = ctl_mqtt_exit_code(resp);
-	cJSON_Delete(resp);
+	code = ctl_mqtt_run(&a->mqtt, cfg, a->verbose, a->serial, op, params);
 	config_free(cfg);
 	return code;
 }
@@ -687,7 +580,7 @@ static int cmd_audit(const struct args *a)
 			   "30d, 12h, 90m, not \"%s\"",
 			   a->since);
 	if (!journal) {
-		if (load_config(a, false, &cfg) < 0)
+		if (ctl_mqtt_config_load(&a->mqtt, a->config, false, &cfg) < 0)
 			return 1;
 		journal = config_str(cfg, CONFIG_GATEWAY_JOURNAL);
 	}

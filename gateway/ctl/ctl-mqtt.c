@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -672,4 +673,122 @@ void ctl_mqtt_print_response(const cJSON *response, bool json, FILE *f)
 			fprintf(f, ": %s", str_of(err, "message"));
 		fputc('\n', f);
 	}
+}
+
+/* ---- connection options --------------------------------------------------- */
+
+static int args_bad(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int args_bad(const char *who, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "needlelinkctl: %s%s", who ? who : "", who ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EINVAL;
+}
+
+/* The configuration key an option overrides, NULL if none. */
+static const char *override_key(int opt)
+{
+	switch (opt) {
+	case CTL_MQTT_OPT_HOST:
+		return "mqtt.host";
+	case CTL_MQTT_OPT_PORT:
+		return "mqtt.port";
+	case CTL_MQTT_OPT_PROTOCOL:
+		return "mqtt.protocol";
+	case CTL_MQTT_OPT_USERNAME:
+		return "mqtt.username";
+	case CTL_MQTT_OPT_PASSWORD_FILE:
+		return "mqtt.password_file";
+	case CTL_MQTT_OPT_TLS_CA:
+		return "mqtt.tls_ca";
+	case CTL_MQTT_OPT_TLS_CERT:
+		return "mqtt.tls_cert";
+	case CTL_MQTT_OPT_TLS_KEY:
+		return "mqtt.tls_key";
+	case CTL_MQTT_OPT_BASE_TOPIC:
+		return "gateway.base_topic";
+	default:
+		return NULL;
+	}
+}
+
+int ctl_mqtt_args_parse(struct ctl_mqtt_args *m, int opt, const char *arg, const char *who)
+{
+	const char *key = override_key(opt);
+	char *end;
+	long v;
+
+	if (key) {
+		if (m->n_overrides >= sizeof(m->overrides) / sizeof(m->overrides[0]))
+			return args_bad(who, "too many options");
+		m->overrides[m->n_overrides][0] = key;
+		m->overrides[m->n_overrides][1] = arg;
+		m->n_overrides++;
+		return 1;
+	}
+	switch (opt) {
+	case CTL_MQTT_OPT_TIMEOUT:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || end == arg || *end || v < 1 || v > 3600)
+			return args_bad(who, "--timeout: whole seconds 1..3600, not \"%s\"", arg);
+		m->timeout_s = (int)v;
+		return 1;
+	case CTL_MQTT_OPT_JSON:
+		m->json = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int ctl_mqtt_config_load(const struct ctl_mqtt_args *m, const char *path, bool validate,
+			 struct config **ret_config)
+{
+	struct config *cfg;
+	int r;
+
+	if (config_new(&cfg) < 0)
+		return -ENOMEM;
+	r = config_load(cfg, path ? path : CONFIG_DEFAULT_PATH, path != NULL);
+	for (unsigned i = 0; r >= 0 && i < m->n_overrides; i++)
+		r = config_set(cfg, m->overrides[i][0], m->overrides[i][1]);
+	if (r >= 0 && validate)
+		r = config_validate(cfg);
+	if (r < 0 || config_n_errors(cfg)) {
+		for (size_t i = 0; i < config_n_errors(cfg); i++)
+			fprintf(stderr, "needlelinkctl: %s\n", config_error(cfg, i));
+		config_free(cfg);
+		return r < 0 ? r : -EINVAL;
+	}
+	*ret_config = cfg;
+	return 0;
+}
+
+int ctl_mqtt_run(const struct ctl_mqtt_args *m, const struct config *c, bool verbose,
+		 const char *serial, const char *op, cJSON *params)
+{
+	struct ctl_mqtt_opts o;
+	cJSON *resp = NULL;
+	int r, code;
+
+	ctl_mqtt_opts_init(&o);
+	ctl_mqtt_opts_from_config(&o, c);
+	if (m->timeout_s)
+		o.timeout_s = m->timeout_s;
+	o.verbose = verbose;
+	r = ctl_mqtt_request(&o, serial, op, params, &resp);
+	if (r < 0) {
+		/* No answer in time is a failure of the command, not of the call. */
+		return r == -ETIMEDOUT ? 3 : 1;
+	}
+	ctl_mqtt_print_response(resp, m->json, stdout);
+	code = ctl_mqtt_exit_code(resp);
+	cJSON_Delete(resp);
+	return code;
 }

@@ -43,6 +43,7 @@
 #ifndef NLCTL_MQTT_H
 #define NLCTL_MQTT_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -83,5 +84,80 @@ int ctl_mqtt_exit_code(const cJSON *response);
  * short summary for people (status, result members, blocked_by rules with
  * value and threshold, error code, step and message). */
 void ctl_mqtt_print_response(const cJSON *response, bool json, FILE *f);
+
+/* ---- connection options ------------------------------------------------------
+ *
+ * The options every request command takes, the same for each: the broker
+ * (overriding the configuration file's keys), the response deadline and the
+ * output. A command puts CTL_MQTT_LONG_OPTS in its getopt_long() table, numbers
+ * its own options from CTL_MQTT_OPT_END on, and hands every option it gets to
+ * ctl_mqtt_args_parse() first:
+ *
+ *	r = ctl_mqtt_args_parse(&a->mqtt, opt, optarg, "pair");
+ *	if (r < 0)
+ *		return usage_status;
+ *	if (r > 0)
+ *		continue;
+ *	switch (opt) { ... the command's own ... }
+ *
+ * then loads the configuration with ctl_mqtt_config_load() and sends its
+ * request with ctl_mqtt_run().
+ */
+enum ctl_mqtt_opt {
+	CTL_MQTT_OPT_HOST = 1000,
+	CTL_MQTT_OPT_PORT,
+	CTL_MQTT_OPT_PROTOCOL,
+	CTL_MQTT_OPT_USERNAME,
+	CTL_MQTT_OPT_PASSWORD_FILE,
+	CTL_MQTT_OPT_TLS_CA,
+	CTL_MQTT_OPT_TLS_CERT,
+	CTL_MQTT_OPT_TLS_KEY,
+	CTL_MQTT_OPT_BASE_TOPIC,
+	CTL_MQTT_OPT_TIMEOUT,
+	CTL_MQTT_OPT_JSON,
+	CTL_MQTT_OPT_END, /* the first value free for a command's own options */
+};
+
+/* clang-format off */
+#define CTL_MQTT_LONG_OPTS                                                        \
+	{ "host", required_argument, NULL, CTL_MQTT_OPT_HOST },                   \
+	{ "port", required_argument, NULL, CTL_MQTT_OPT_PORT },                   \
+	{ "protocol", required_argument, NULL, CTL_MQTT_OPT_PROTOCOL },           \
+	{ "username", required_argument, NULL, CTL_MQTT_OPT_USERNAME },           \
+	{ "password-file", required_argument, NULL, CTL_MQTT_OPT_PASSWORD_FILE }, \
+	{ "tls-ca", required_argument, NULL, CTL_MQTT_OPT_TLS_CA },               \
+	{ "tls-cert", required_argument, NULL, CTL_MQTT_OPT_TLS_CERT },           \
+	{ "tls-key", required_argument, NULL, CTL_MQTT_OPT_TLS_KEY },             \
+	{ "base-topic", required_argument, NULL, CTL_MQTT_OPT_BASE_TOPIC },       \
+	{ "timeout", required_argument, NULL, CTL_MQTT_OPT_TIMEOUT },             \
+	{ "json", no_argument, NULL, CTL_MQTT_OPT_JSON }
+/* clang-format on */
+
+struct ctl_mqtt_args {
+	const char *overrides[16][2]; /* config key, value, in the order given */
+	unsigned n_overrides;
+	int timeout_s; /* --timeout, 0: not given */
+	bool json; /* --json */
+};
+
+/* Takes one option getopt_long() returned (opt, its argument arg). Returns 1
+ * if it is a connection option, now in *m; 0 if it is not; -EINVAL if its
+ * value is bad or the options are too many, with a message on stderr
+ * prefixed "needlelinkctl: " and, if who is not NULL, who and ": ". */
+int ctl_mqtt_args_parse(struct ctl_mqtt_args *m, int opt, const char *arg, const char *who);
+/* Loads the configuration file path (NULL: CONFIG_DEFAULT_PATH, which may be
+ * missing), sets the keys the options override, in the order given, and with
+ * validate checks the result (config_validate()). Returns 0 with *ret_config
+ * (free with config_free()), or -errno with each recorded error on stderr,
+ * prefixed "needlelinkctl: ". */
+int ctl_mqtt_config_load(const struct ctl_mqtt_args *m, const char *path, bool validate,
+			 struct config **ret_config);
+/* Sends one request with the broker settings of the validated configuration
+ * c and the options m (ctl_mqtt_request()), prints the response
+ * (ctl_mqtt_print_response(), to stdout) and returns needlelinkctl's exit
+ * status: ctl_mqtt_exit_code() of the response, 3 if none came in time, 1 if
+ * the request failed otherwise. */
+int ctl_mqtt_run(const struct ctl_mqtt_args *m, const struct config *c, bool verbose,
+		 const char *serial, const char *op, cJSON *params);
 
 #endif

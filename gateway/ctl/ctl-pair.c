@@ -22,18 +22,7 @@
 #define USAGE_STATUS 1
 
 enum {
-	OPT_HOST = 1000,
-	OPT_PORT,
-	OPT_PROTOCOL,
-	OPT_USERNAME,
-	OPT_PASSWORD_FILE,
-	OPT_TLS_CA,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_BASE_TOPIC,
-	OPT_TIMEOUT,
-	OPT_JSON,
-	OPT_PASSKEY,
+	OPT_PASSKEY = CTL_MQTT_OPT_END,
 	OPT_CONFIRM,
 };
 
@@ -42,17 +31,7 @@ static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
-	{ "host", required_argument, NULL, OPT_HOST },
-	{ "port", required_argument, NULL, OPT_PORT },
-	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
-	{ "username", required_argument, NULL, OPT_USERNAME },
-	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
-	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
-	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-	{ "base-topic", required_argument, NULL, OPT_BASE_TOPIC },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "json", no_argument, NULL, OPT_JSON },
+	CTL_MQTT_LONG_OPTS,
 	{ "passkey", required_argument, NULL, OPT_PASSKEY },
 	{ "confirm", required_argument, NULL, OPT_CONFIRM },
 	{}
@@ -60,10 +39,8 @@ static const struct option long_opts[] = {
 
 struct pair_args {
 	const char *config, *serial;
-	const char *overrides[12][2]; /* config key, value */
-	unsigned n_overrides;
-	int timeout_s;
-	bool json, verbose;
+	struct ctl_mqtt_args mqtt; /* connection options */
+	bool verbose;
 	bool has_passkey, has_confirm, confirm;
 	long passkey;
 };
@@ -105,41 +82,19 @@ const char *ctl_pair_command(int argc, char **argv)
 	return NULL;
 }
 
-static int add_override(struct pair_args *a, const char *key, const char *value)
-{
-	if (a->n_overrides >= sizeof(a->overrides) / sizeof(a->overrides[0]))
-		return bad("too many options");
-	a->overrides[a->n_overrides][0] = key;
-	a->overrides[a->n_overrides][1] = value;
-	a->n_overrides++;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct pair_args *a)
 {
-	static const struct {
-		int opt;
-		const char *key;
-	} keys[] = {
-		{ OPT_HOST, "mqtt.host" },	   { OPT_PORT, "mqtt.port" },
-		{ OPT_PROTOCOL, "mqtt.protocol" }, { OPT_USERNAME, "mqtt.username" },
-		{ OPT_PASSWORD_FILE, "mqtt.password_file" },
-		{ OPT_TLS_CA, "mqtt.tls_ca" },	   { OPT_TLS_CERT, "mqtt.tls_cert" },
-		{ OPT_TLS_KEY, "mqtt.tls_key" },   { OPT_BASE_TOPIC, "gateway.base_topic" },
-	};
-	int opt, r = 0;
+	int opt, r;
 	char *end;
 	long v;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "j:c:hv", long_opts, NULL)) != -1) {
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (keys[i].opt == opt) {
-				r = add_override(a, keys[i].key, optarg);
-				if (r)
-					return r;
-				goto next;
-			}
+		r = ctl_mqtt_args_parse(&a->mqtt, opt, optarg, "pair");
+		if (r < 0)
+			return USAGE_STATUS;
+		if (r > 0)
+			continue;
 		switch (opt) {
 		case 'j':
 			break; /* the journal is not used here */
@@ -150,16 +105,6 @@ static int parse_args(int argc, char **argv, struct pair_args *a)
 			return -1;
 		case 'v':
 			a->verbose = true;
-			break;
-		case OPT_TIMEOUT:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 3600)
-				return bad("--timeout: whole seconds 1..3600, not \"%s\"", optarg);
-			a->timeout_s = (int)v;
-			break;
-		case OPT_JSON:
-			a->json = true;
 			break;
 		case OPT_PASSKEY:
 			errno = 0;
@@ -182,7 +127,6 @@ static int parse_args(int argc, char **argv, struct pair_args *a)
 		default:
 			return USAGE_STATUS;
 		}
-next:;
 	}
 	if (optind >= argc || strcmp(argv[optind], "pair") != 0)
 		return bad("no command");
@@ -200,46 +144,22 @@ next:;
 int ctl_pair_main(int argc, char **argv)
 {
 	struct pair_args a = { 0 };
-	struct ctl_mqtt_opts o;
 	struct config *cfg = NULL;
-	cJSON *params = NULL, *resp = NULL;
+	cJSON *params = NULL;
 	int r, code = USAGE_STATUS;
 
 	r = parse_args(argc, argv, &a);
 	if (r)
 		return r;
-	if (config_new(&cfg) < 0)
+	if (ctl_mqtt_config_load(&a.mqtt, a.config, true, &cfg) < 0)
 		return USAGE_STATUS;
-	r = config_load(cfg, a.config ? a.config : CONFIG_DEFAULT_PATH, a.config != NULL);
-	for (unsigned i = 0; r >= 0 && i < a.n_overrides; i++)
-		r = config_set(cfg, a.overrides[i][0], a.overrides[i][1]);
-	if (r >= 0)
-		r = config_validate(cfg);
-	if (r < 0 || config_n_errors(cfg)) {
-		for (size_t i = 0; i < config_n_errors(cfg); i++)
-			fprintf(stderr, "needlelinkctl: %s\n", config_error(cfg, i));
-		goto out;
-	}
 	params = cJSON_CreateObject();
 	if (!params ||
 	    !(a.has_passkey ? cJSON_AddNumberToObject(params, "passkey", (double)a.passkey)
 			    : cJSON_AddBoolToObject(params, "confirm", a.confirm)))
 		goto out;
-	ctl_mqtt_opts_init(&o);
-	ctl_mqtt_opts_from_config(&o, cfg);
-	if (a.timeout_s)
-		o.timeout_s = a.timeout_s;
-	o.verbose = a.verbose;
-	r = ctl_mqtt_request(&o, a.serial, "pair", params, &resp);
-	if (r < 0) {
-		/* No answer in time is a failure of the command, not of the call. */
-		code = r == -ETIMEDOUT ? 3 : USAGE_STATUS;
-		goto out;
-	}
-	ctl_mqtt_print_response(resp, a.json, stdout);
-	code = ctl_mqtt_exit_code(resp);
+	code = ctl_mqtt_run(&a.mqtt, cfg, a.verbose, a.serial, "pair", params);
 out:
-	cJSON_Delete(resp);
 	cJSON_Delete(params);
 	config_free(cfg);
 	return code;
