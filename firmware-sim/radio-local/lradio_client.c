@@ -56,6 +56,7 @@ struct lradio_client {
 	uint64_t link_gen;
 	bool want_out;
 	struct lradio_txq tx;
+	struct lradio_rxb *rx; /* from the first connect until release */
 
 	lradio_connect_cb connect_cb;
 	void *connect_ud;
@@ -504,8 +505,8 @@ static void handle_frame(struct lradio_client *c, const uint8_t *buf, size_t len
 static int io_cb(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
 	struct lradio_client *c = userdata;
-	uint8_t buf[LRADIO_FRAME_MAX + 1];
 	uint64_t gen = c->link_gen;
+	int i = 0;
 
 	client_ref(c);
 	if (revents & EPOLLOUT) {
@@ -515,26 +516,33 @@ static int io_cb(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 		else
 			update_io_events(c);
 	}
-	for (int i = 0; i < 64 && gen == c->link_gen && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR));
-	     i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	/* At most 64 frames per wakeup, as many per recvmmsg() as fit; a frame
+	 * may end the link, and the rest of its batch is dropped with it. */
+	while (i < 64 && gen == c->link_gen && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		int n = lradio_rxb_recv(c->rx, c->fd, (unsigned)(64 - i));
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR) {
+				i++;
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			}
+			if (n != -EAGAIN)
 				link_broken(c, -ECONNRESET);
 			break;
 		}
-		if (n == 0) {
-			link_broken(c, -ECONNRESET);
-			break;
+		for (int k = 0; k < n && gen == c->link_gen; k++, i++) {
+			size_t len = lradio_rxb_len(c->rx, (unsigned)k);
+			if (len == 0) {
+				link_broken(c, -ECONNRESET);
+				goto done;
+			}
+			if (len > LRADIO_FRAME_MAX) {
+				link_broken(c, -EPROTO);
+				goto done;
+			}
+			handle_frame(c, c->rx->frame[k], len);
 		}
-		if ((size_t)n > LRADIO_FRAME_MAX) {
-			link_broken(c, -EPROTO);
-			break;
-		}
-		handle_frame(c, buf, (size_t)n);
 	}
+done:
 	client_unref(c);
 	return 0;
 }
@@ -578,6 +586,7 @@ static void client_release(struct lradio_client *c)
 	link_close(c);
 	drop_pending_quietly(c);
 	sd_event_unref(c->ev);
+	free(c->rx);
 	free(c);
 }
 
@@ -612,6 +621,9 @@ int lradio_client_connect(struct lradio_client *c, const char *path, lradio_conn
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = lradio_rxb_ensure(&c->rx);
+	if (r < 0)
+		return r;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;

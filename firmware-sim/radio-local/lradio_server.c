@@ -67,6 +67,7 @@ struct lradio_server {
 	struct ind_state ind[SIM_CHR_COUNT];
 	struct lradio_txq tx;
 	struct lradio_txq held;
+	struct lradio_rxb *rx; /* from the first link until release */
 	unsigned holding; /* > 0 while a request is being handled */
 	bool want_out;
 
@@ -676,33 +677,40 @@ static void handle_frame(struct lradio_server *s, const uint8_t *buf, size_t len
 static int conn_io_cb(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
 	struct lradio_server *s = userdata;
-	uint8_t buf[LRADIO_FRAME_MAX + 1];
 	uint64_t gen = s->link_gen;
+	int i = 0;
 
 	server_ref(s);
 	if (revents & EPOLLOUT)
 		tx_flush(s);
-	/* Bounded batch so one chatty central cannot starve the loop. */
-	for (int i = 0; i < 64 && gen == s->link_gen && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR));
-	     i++) {
-		ssize_t n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	/* Bounded batch so one chatty central cannot starve the loop: at most
+	 * 64 frames per wakeup, as many per recvmmsg() as fit. A frame may drop
+	 * the link, and the rest of its batch goes with it. */
+	while (i < 64 && gen == s->link_gen && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		int n = lradio_rxb_recv(s->rx, s->fd, (unsigned)(64 - i));
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR) {
+				i++;
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			}
+			if (n != -EAGAIN)
 				link_drop(s, false, LRADIO_REASON_USER);
 			break;
 		}
-		if (n == 0) {
-			link_drop(s, false, LRADIO_REASON_USER); /* central went away */
-			break;
+		for (int k = 0; k < n && gen == s->link_gen; k++, i++) {
+			size_t len = lradio_rxb_len(s->rx, (unsigned)k);
+			if (len == 0) {
+				link_drop(s, false, LRADIO_REASON_USER); /* central went away */
+				goto done;
+			}
+			if (len > LRADIO_FRAME_MAX) {
+				link_drop(s, true, LRADIO_REASON_PROTOCOL);
+				goto done;
+			}
+			handle_frame(s, s->rx->frame[k], len);
 		}
-		if ((size_t)n > LRADIO_FRAME_MAX) {
-			link_drop(s, true, LRADIO_REASON_PROTOCOL);
-			break;
-		}
-		handle_frame(s, buf, (size_t)n);
 	}
+done:
 	server_unref(s);
 	return 0;
 }
@@ -724,7 +732,9 @@ static int link_start(struct lradio_server *s, int fd)
 		.max_mtu = LRADIO_MTU_MAX,
 		.adv = s->adv,
 	};
-	int r = sd_event_add_io(s->ev, &s->io_src, fd, EPOLLIN, conn_io_cb, s);
+	int r = lradio_rxb_ensure(&s->rx);
+	if (r >= 0)
+		r = sd_event_add_io(s->ev, &s->io_src, fd, EPOLLIN, conn_io_cb, s);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -932,6 +942,7 @@ static void server_release(struct lradio_server *s)
 	free(s->dir);
 	free(s->adv_path);
 	free(s->adv_tmp);
+	free(s->rx);
 	free(s);
 }
 
