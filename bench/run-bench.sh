@@ -200,6 +200,10 @@ m = re.search(r"stats: journal (\d+) commits, (\d+) writes, commit us mean (\d+)
 if m:
     print("journal: %s commits, %.1f writes per commit, commit (loop blocked) us mean %s max %s, %.2f s in all"
           % (m.group(1), int(m.group(2)) / max(1, int(m.group(1))), m.group(3), m.group(4), int(m.group(5)) / 1e6))
+m = re.search(r"stats: journal batches committed by the loop going idle (\d+), by the delay timer (\d+), full or flushed (\d+)", log)
+if m:
+    print("journal: batches committed when the loop went idle %s, by the delay timer %s, full or flushed %s"
+          % m.groups())
 m = re.search(r"stats: journal (\d+) syncs, sync us mean (\d+) max (\d+), (\d+) checkpoints, (\d+) us", log)
 if m:
     print("journal: %s WAL syncs off the loop, us mean %s max %s; %s checkpoints off the loop, %.2f s"

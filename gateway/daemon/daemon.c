@@ -1387,6 +1387,9 @@ static void log_stats(struct daemon *d)
 			   " mean %" PRIu64 " max %" PRIu64 " total %" PRIu64,
 			   js.commits, js.writes, js.commits ? js.commit_us / js.commits : 0,
 			   js.commit_us_max, js.commit_us);
+		log_notice("stats: journal batches committed by the loop going idle %" PRIu64
+			   ", by the delay timer %" PRIu64 ", full or flushed %" PRIu64,
+			   js.by_idle, js.by_timer, js.commits - js.by_idle - js.by_timer);
 		log_notice("stats: journal %" PRIu64 " syncs, sync us mean %" PRIu64 " max %" PRIu64
 			   ", %" PRIu64 " checkpoints, %" PRIu64 " us",
 			   js.syncs, js.syncs ? js.sync_us / js.syncs : 0, js.sync_us_max,

@@ -18,7 +18,7 @@
 #include "needlelink/record.h"
 
 #define DEFAULT_BATCH_MAX 1000
-#define DEFAULT_BATCH_DELAY_US 5000
+#define DEFAULT_BATCH_DELAY_US 1000
 #define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
 /* Outbox ids reserved ahead, durably (in sqlite_sequence): an id may be
  * published once it is below the durable reservation, so a crash before
@@ -195,6 +195,7 @@ struct journal {
 	int64_t next_outbox_id;
 	int64_t last_record_row; /* rowid of the last record added, 0 if none */
 	unsigned held;           /* journal_hold() depth: no commit at batch_max */
+	uint64_t batch_start_us; /* CLOCK_MONOTONIC when the open batch began */
 	int64_t committed_outbox_max;
 	struct waiter *wait_head, *wait_tail; /* on the open batch */
 	struct waiter *sync_head, *sync_tail; /* committed, waiting for the WAL sync */
@@ -611,6 +612,7 @@ static int begin_write(struct journal *j)
 		return r;
 	j->in_tx = true;
 	j->pending = 0;
+	j->batch_start_us = mono_us();
 	r = sd_event_source_set_time_relative(j->timer, j->batch_delay_us);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(j->timer, SD_EVENT_ONESHOT);
@@ -624,6 +626,14 @@ static int begin_write(struct journal *j)
 	return 0;
 }
 
+/* The open batch is full, or older than the delay: under a steady stream
+ * the loop may not go idle, and the timer would only be seen after the
+ * events already queued. */
+static bool batch_due(const struct journal *j)
+{
+	return j->pending >= j->batch_max || mono_us() - j->batch_start_us >= j->batch_delay_us;
+}
+
 static int end_write(struct journal *j, int r)
 {
 	if (r < 0) {
@@ -631,7 +641,7 @@ static int end_write(struct journal *j, int r)
 		return r;
 	}
 	j->pending++;
-	if (j->pending >= j->batch_max && !j->held) {
+	if (!j->held && batch_due(j)) {
 		int f = journal_flush(j);
 		if (f < 0)
 			return f;
@@ -679,13 +689,19 @@ int journal_flush(struct journal *j)
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	(void)journal_flush(userdata);
+	struct journal *j = userdata;
+
+	j->stats.by_timer += j->in_tx;
+	(void)journal_flush(j);
 	return 0;
 }
 
 static int on_idle(sd_event_source *s, void *userdata)
 {
-	(void)journal_flush(userdata);
+	struct journal *j = userdata;
+
+	j->stats.by_idle += j->in_tx;
+	(void)journal_flush(j);
 	return 0;
 }
 
@@ -926,7 +942,7 @@ void journal_hold(struct journal *j)
 
 int journal_release(struct journal *j)
 {
-	if (j->held > 0 && --j->held == 0 && j->in_tx && j->pending >= j->batch_max)
+	if (j->held > 0 && --j->held == 0 && j->in_tx && batch_due(j))
 		return journal_flush(j);
 	return 0;
 }

@@ -169,6 +169,8 @@ struct journal_stats {
 	uint64_t sync_us_max;   /* and longest */
 	uint64_t checkpoints;   /* WAL checkpoints (off the loop) */
 	uint64_t checkpoint_us; /* time in them, sum */
+	uint64_t by_timer;      /* batches committed by the delay timer */
+	uint64_t by_idle;       /* by the loop going idle */
 };
 
 void journal_get_stats(struct journal *j, struct journal_stats *ret);

@@ -742,6 +742,7 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 	struct mqtt *m = userdata;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty prop;
 	char idstr[24];
 	unsigned slot = 0;
 	int rc;
@@ -767,17 +768,23 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 		}
 	}
 	if (m->v5) {
-		MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_USER_PROPERTY };
-		snprintf(idstr, sizeof(idstr), "%lld", (long long)row->id);
-		p.value.data.data = (char *)MSG_ID_PROPERTY;
-		p.value.data.len = (int)strlen(MSG_ID_PROPERTY);
-		p.value.value.data = idstr;
-		p.value.value.len = (int)strlen(idstr);
-		m->paho->MQTTProperties_add(&props, &p);
+		/* One property in a caller-owned array, not MQTTProperties_add()
+		 * (two allocations and a free per message): Paho copies the
+		 * message's properties into its command before returning. */
+		int n = snprintf(idstr, sizeof(idstr), "%lld", (long long)row->id);
+
+		prop = (MQTTProperty){ .identifier = MQTTPROPERTY_CODE_USER_PROPERTY };
+		prop.value.data.data = (char *)MSG_ID_PROPERTY;
+		prop.value.data.len = (int)strlen(MSG_ID_PROPERTY);
+		prop.value.value.data = idstr;
+		prop.value.value.len = n;
+		props.count = props.max_count = 1;
+		props.array = &prop;
+		/* identifier, then two length-prefixed strings */
+		props.length = 1 + 2 + prop.value.data.len + 2 + n;
 	}
 	rc = send_message(m, row->topic, row->payload, row->payload_len, row->qos, row->retain,
 			  m->v5 ? &props : NULL, &ro);
-	m->paho->MQTTProperties_free(&props);
 	if (rc != MQTTASYNC_SUCCESS) {
 		if (rc == MQTTASYNC_DISCONNECTED || rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT ||
 		    rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_NO_MORE_MSGIDS) {
