@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and latency of needlelinkd, printed (not a test):
 #   N simulated pens each writing about RATE records per second, through
-#   needlelinkd (journal: SQLite WAL, synchronous=FULL) to a private mosquitto
-#   and a QoS 1 subscriber; then, against the same broker, a plain Paho QoS 1
+#   needlelinkd (journal: SQLite WAL, synced before pens are acknowledged)
+#   to a private mosquitto and a QoS 1 subscriber; then, against the same broker, a plain Paho QoS 1
 #   publisher sending as many messages of the same size; and the ratio.
 #
 # Usage: bench/run-bench.sh BUILD_DIR [PENS=8] [RATE=250] [SECONDS=20]
@@ -23,7 +23,11 @@
 #               (made off the loop by the journal's syncer thread); it may be
 #               published before (see docs/mqtt-api.md, delivery)
 #   delivered   unique records the subscriber got, and records/s over the
-#               window from the first to the last one
+#               window from the first to the last one, and in the busiest
+#               second (in catch-up mode the stores empty in a burst of a few
+#               seconds, then only new records trickle in: the mean hides it)
+#   durable     records committed and synced (the point where the pen is
+#               acknowledged) per second: busiest second and mean
 #   e2e latency subscriber receive time minus the record's received_at
 #               (gateway clock on arrival; ms resolution): arrival -> journal
 #               commit -> PUBLISH -> broker -> subscriber
@@ -31,10 +35,13 @@
 #               arrival (its last notification read) to its PUBLISH handed to
 #               Paho, and to its commit callback (durable), percentiles in us;
 #               journal commits (writes per commit, time the loop spent in
-#               them), WAL syncs and checkpoints (off the loop), outbox
+#               them, what closed each batch: the loop going idle, the 1 ms
+#               delay, or size), WAL syncs and checkpoints (off the loop), outbox
 #               publishes made before their commit; CPU time per record, peak
 #               and final RSS
-#   paho        a plain Paho QoS 1 publisher, same count and size, same broker
+#   paho        a plain Paho QoS 1 publisher, same count and size, same broker;
+#               the ratio divides the delivered rate (catch-up mode: of the
+#               busiest second) by its rate
 # Environment: BENCH_KEEP=1 keeps the scratch directory; BENCH_LOG_LEVEL sets
 # the gateway's log level; BENCH_CONFIG a config file for the gateway (e.g.
 # another [mqtt] max_inflight); BENCH_EARLY=1 runs the gateway with [mqtt]
