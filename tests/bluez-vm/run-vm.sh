@@ -2,7 +2,7 @@
 # Boots the Debian kernel in qemu with the real BlueZ stack on virtual LE
 # controllers (two unless -a) and runs end-to-end tests inside it.
 #
-# Usage: run-vm.sh [-t SECONDS] [-T SECONDS] [-m MIB] [-c CPUS] [-a ADAPTERS] BUILD_DIR RESULTS_DIR NAME=COMMAND...
+# Usage: run-vm.sh [-t SECONDS] [-T SECONDS] [-m MIB] [-c CPUS] [-a ADAPTERS] [-k] BUILD_DIR RESULTS_DIR NAME=COMMAND...
 #   BUILD_DIR    build tree: holds the cached initramfs; shared read-write
 #                with the guest at the same path
 #   RESULTS_DIR  created if missing; shared read-write at the same path.
@@ -19,6 +19,11 @@
 #   -c  guest vCPUs (default 2)
 #   -a  virtual LE controllers btvirt creates (2..4, default 2): hci0,
 #       hci1, ... in the guest
+#   -k  run once more, saying so, when the guest kernel oopses in
+#       hci_chan_del (a use-after-free in Linux 6.1's Bluetooth core when
+#       bluetoothd closes an L2CAP socket while the link is torn down; not
+#       in the code under test, see tests/gateway-bluez/CMakeLists.txt); the
+#       first run's results are kept in RESULTS_DIR.oops; a second oops fails
 #
 # The guest's root is the host's own root, read-only over virtio-9p under a
 # tmpfs overlay, so the guest runs exactly the BlueZ, D-Bus and Python
@@ -41,12 +46,15 @@ fail() {
 }
 
 usage() {
-	sed -n '/^# Usage:/,/^#       hci1, /p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '/^# Usage:/,/^#       first run/p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-while getopts "t:T:m:c:a:" opt; do
+args=("$@")
+retry_oops=0
+while getopts "t:T:m:c:a:k" opt; do
 	case $opt in
+	k) retry_oops=1 ;;
 	t) vm_timeout=$OPTARG ;;
 	T) test_timeout=$OPTARG ;;
 	m) mem=$OPTARG ;;
@@ -215,6 +223,14 @@ if [ ! -f "$results/status" ]; then
 		reason+=" (guest kernel oops: $(grep -Em1 "$oops" "$console"))"
 	grep -q 'nl-init: FATAL' "$console" && reason+=" ($(grep -m1 'nl-init: FATAL' "$console"))"
 	grep -q 'nl-vm: FATAL' "$console" && reason+=" ($(grep -m1 'nl-vm: FATAL' "$console"))"
+	if [ $retry_oops = 1 ] && [ -z "${NL_VM_RETRIED:-}" ] && grep -Eq "$oops" "$console" &&
+		grep -q 'hci_chan_del' "$console"; then
+		echo "bluez-vm: RETRY: $reason, in hci_chan_del: the known Linux 6.1 Bluetooth race," \
+			"not the code under test; running once more (first run kept in $results.oops)" >&2
+		rm -rf "$results.oops"
+		mv "$results" "$results.oops" || fail "$reason; cannot keep the first run"
+		NL_VM_RETRIED=1 exec bash "$0" "${args[@]}"
+	fi
 	fail "$reason"
 fi
 status=$(cat "$results/status")
