@@ -27,7 +27,8 @@
 #               second (in catch-up mode the stores empty in a burst of a few
 #               seconds, then only new records trickle in: the mean hides it)
 #   durable     records committed and synced (the point where the pen is
-#               acknowledged) per second: busiest second and mean
+#               acknowledged) per second: busiest second, mean, and the rate
+#               of the first 90% (in catch-up mode: the stored records)
 #   e2e latency subscriber receive time minus the record's received_at
 #               (gateway clock on arrival; ms resolution): arrival -> journal
 #               commit -> PUBLISH -> broker -> subscriber
@@ -35,7 +36,7 @@
 #               arrival (its last notification read) to its PUBLISH handed to
 #               Paho, and to its commit callback (durable), percentiles in us;
 #               journal commits (writes per commit, time the loop spent in
-#               them, what closed each batch: the loop going idle, the 1 ms
+#               them, what closed each batch: the loop going idle, the 0.25 ms
 #               delay, or size), WAL syncs and checkpoints (off the loop), outbox
 #               publishes made before their commit; CPU time per record, peak
 #               and final RSS
@@ -195,10 +196,11 @@ c = re.search(r"stats: cpu user ([\d.]+) s system ([\d.]+) s, max rss (\d+) kB",
 if m:
     print("gateway arrival->commit us: p50 %s p90 %s p99 %s max %s (%s records)"
           % (m.group(2), m.group(3), m.group(4), m.group(5), m.group(1)))
-m = re.search(r"stats: durable records (\d+), per second: busiest second (\d+), mean (\d+) over ([\d.]+) s", log)
+m = re.search(r"stats: durable records (\d+), per second: busiest second (\d+), mean (\d+) over ([\d.]+) s from first to last, first 90% in ([\d.]+) s = (\d+)", log)
 if m:
     print("durable (journal commit, pen acknowledged): busiest second %s records/s, mean %s records/s"
-          " over %s s (%s records)" % (m.group(2), m.group(3), m.group(4), m.group(1)))
+          " over %s s (%s records); the first 90%% in %s s = %s records/s"
+          % (m.group(2), m.group(3), m.group(4), m.group(1), m.group(5), m.group(6)))
 m = re.search(r"stats: (\d+) records, arrival->publish latency us p50 (\d+) p90 (\d+) p99 (\d+) max (\d+)", log)
 if m:
     print("gateway-added latency, arrival->PUBLISH us: p50 %s p90 %s p99 %s max %s (%s records)"

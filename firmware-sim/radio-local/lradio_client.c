@@ -17,6 +17,8 @@
 #include "lradio-internal.h"
 #include "lradio_client.h"
 
+#define RX_PER_WAKEUP 16
+
 enum client_state {
 	CLIENT_IDLE,
 	CLIENT_CONNECTING,
@@ -516,10 +518,13 @@ static int io_cb(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 		else
 			update_io_events(c);
 	}
-	/* At most 64 frames per wakeup, as many per recvmmsg() as fit; a frame
-	 * may end the link, and the rest of its batch is dropped with it. */
-	while (i < 64 && gen == c->link_gen && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-		int n = lradio_rxb_recv(c->rx, c->fd, (unsigned)(64 - i));
+	/* At most RX_PER_WAKEUP frames per wakeup (one recvmmsg() when they
+	 * come together), so other links and the rest of the loop get their
+	 * turn; a frame may end the link, and the rest of its batch is
+	 * dropped with it. */
+	while (i < RX_PER_WAKEUP && gen == c->link_gen &&
+	       (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		int n = lradio_rxb_recv(c->rx, c->fd, (unsigned)(RX_PER_WAKEUP - i));
 		if (n < 0) {
 			if (n == -EINTR) {
 				i++;

@@ -1424,9 +1424,13 @@ static void log_stats(struct daemon *d)
 			if (hi - lo + 1 > best)
 				best = hi - lo + 1;
 		}
+		size_t n90 = n * 9 / 10;
+		double span90 = (double)(t[n90] - t[0]) / 1e6;
+
 		log_notice("stats: durable records %zu, per second: busiest second %zu,"
-			   " mean %.0f over %.2f s from first to last", n, best,
-			   span > 0 ? (double)n / span : 0.0, span);
+			   " mean %.0f over %.2f s from first to last, first 90%% in %.2f s"
+			   " = %.0f", n, best, span > 0 ? (double)n / span : 0.0, span, span90,
+			   span90 > 0 ? (double)n90 / span90 : 0.0);
 	}
 	if (!d->n_lat) {
 		log_notice("stats: no record latency samples");

@@ -18,7 +18,7 @@
 #include "needlelink/record.h"
 
 #define DEFAULT_BATCH_MAX 1000
-#define DEFAULT_BATCH_DELAY_US 1000
+#define DEFAULT_BATCH_DELAY_US 250
 #define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
 /* Outbox ids reserved ahead, durably (in sqlite_sequence): an id may be
  * published once it is below the durable reservation, so a crash before
@@ -1350,6 +1350,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 				       on_timer, j);
 	if (r < 0)
 		goto fail;
+	(void)sd_event_source_set_priority(j->timer, SD_EVENT_PRIORITY_IMPORTANT);
 	(void)sd_event_source_set_enabled(j->timer, SD_EVENT_OFF);
 	(void)sd_event_source_set_description(j->timer, "journal-batch");
 	r = sd_event_add_defer(e, &j->defer, on_defer, j);

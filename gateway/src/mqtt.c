@@ -1336,6 +1336,9 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 	if (r < 0)
 		goto fail;
 	(void)sd_event_source_set_enabled(m->pump_defer, SD_EVENT_OFF);
+	/* Before the next pen's notifications: a committed row goes out
+	 * without waiting behind reads that were already pending. */
+	(void)sd_event_source_set_priority(m->pump_defer, SD_EVENT_PRIORITY_IMPORTANT);
 
 	/* No Paho persistence: the journal is the store. No offline buffering:
 	 * while disconnected we publish nothing. */
