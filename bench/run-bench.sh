@@ -85,7 +85,7 @@ for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && bre
 
 # A pen doing 50 passes of 0.1 s per loop: about 10 records per scenario
 # second, so the time factor is RATE / 10.
-python3 - "$tmp/bench.json" <<'EOF'
+python3 - "$tmp/bench.json" "${BENCH_BURST:-16}" <<'EOF'
 import json, sys
 t = [{"do": "insert", "cartridge": "c"},
      {"do": "wait_armed", "timeout_s": 0.1},
@@ -95,7 +95,7 @@ for _ in range(50):
     t += [{"after": 0.05, "do": "start_pass"}, {"after": 0.05, "do": "end_pass"}]
 t += [{"after": 0.05, "do": "end_session"}, {"after": 0.05, "do": "remove"}]
 json.dump({"name": "bench", "pen": {"serial": "BENCH", "kind": "motorised", "live_rate_hz": 1,
-                                   "store_capacity": 4096},
+                                   "store_capacity": 4096, "notify_burst": int(sys.argv[2])},
            "cartridges": {"c": {"uid": "auto", "lot": "BENCH"}},
            "loop": True, "loop_pause_s": 0.05, "timeline": t}, open(sys.argv[1], "w"))
 EOF
@@ -134,10 +134,11 @@ if [ -n "${BENCH_ATTACH:-}" ]; then
 fi
 wipe=--wipe tick=
 [ "$mode" = catchup ] && wipe=
-# BENCH_TICK_MS: the pens' tick (needlelink-sim --tick-ms; default 20): a
-# pen streams at most 16 record segments per tick. Shorter ticks offer more,
-# until the gateway reads too slowly and the simulated radio drops the link
-# (its transmit queue overflows, LRADIO_REASON_OVERFLOW).
+# BENCH_TICK_MS: the pens' tick (needlelink-sim --tick-ms; default 20) and
+# BENCH_BURST: record segments a catching-up pen sends per tick (the
+# scenario's notify_burst, default 16). A pen also holds back while 64 frames
+# wait for the gateway to read them, so short ticks and large bursts offer as
+# much as the gateway takes (e.g. BENCH_TICK_MS=2 BENCH_BURST=64).
 [ -n "${BENCH_TICK_MS:-}" ] && tick="--tick-ms $BENCH_TICK_MS"
 "$sim" -s "$tmp/bench.json" -n "$pens" -t "$factor" --radio-dir "$tmp/radio" \
 	--state-dir "$state" $wipe $tick -q -d "$(python3 -c "print($secs * $factor)")" \

@@ -9,7 +9,6 @@
 #include "needlelink/crc.h"
 #include "pen-internal.h"
 
-#define SEG_BURST 16u /* record segments handed to the radio per flush */
 #define MTU_CAP 517u
 
 static struct sim_pen *pen_of(void *pen)
@@ -292,8 +291,12 @@ static void flush_racp(struct sim_pen *p)
 	uint8_t *seg = p->seg_out;
 	unsigned burst = 0;
 
-	while (p->racp_streaming && burst < SEG_BURST) {
+	while (p->racp_streaming && burst < p->cfg.notify_burst) {
 		int n;
+
+		if (p->radio_ops && p->radio_ops->tx_backlog &&
+		    p->radio_ops->tx_backlog(p->radio) >= SIM_TX_BACKLOG_MAX)
+			return; /* the central is behind: the next flush goes on */
 
 		if (!p->racp_seg_active) {
 			unsigned used = sim_store_used(p->store), i;

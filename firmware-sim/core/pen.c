@@ -35,6 +35,7 @@ void sim_pen_config_default(struct sim_pen_config *c)
 	c->battery_pct = 100;
 	c->drain_ms_per_pct = 60000;
 	c->charge_ms_per_pct = 30000;
+	c->notify_burst = 16;
 }
 
 void pen_log(struct sim_pen *p, enum sim_log_level level, const char *fmt, ...)
@@ -652,7 +653,7 @@ int sim_pen_new(struct sim_pen **ret, const struct sim_pen_config *cfg,
 	    cfg->speed_max_hz == 0 || cfg->speed_max_hz > NL_SPEED_MAX_HZ ||
 	    cfg->speed_min_hz > cfg->speed_max_hz || cfg->store_capacity < 8 ||
 	    cfg->live_rate_hz < NL_LIVE_RATE_MIN_HZ || cfg->live_rate_hz > NL_LIVE_RATE_MAX_HZ ||
-	    cfg->battery_pct > 100 || cfg->serial[0] == '\0')
+	    cfg->battery_pct > 100 || cfg->notify_burst == 0 || cfg->serial[0] == '\0')
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)

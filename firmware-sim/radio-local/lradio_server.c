@@ -360,6 +360,13 @@ static int radio_indicate(void *radio, enum sim_chr chr, const uint8_t *val, siz
 	return r == -ENOBUFS ? r : (s->fd < 0 ? -ENOTCONN : 0);
 }
 
+static size_t radio_tx_backlog(void *radio)
+{
+	const struct lradio_server *s = radio;
+
+	return s->fd < 0 ? 0 : s->tx.n + s->held.n;
+}
+
 static void radio_disconnect(void *radio)
 {
 	struct lradio_server *s = radio;
@@ -370,6 +377,7 @@ static const struct sim_radio_ops radio_ops = {
 	.notify = radio_notify,
 	.indicate = radio_indicate,
 	.disconnect = radio_disconnect,
+	.tx_backlog = radio_tx_backlog,
 };
 
 const struct sim_radio_ops *lradio_server_radio_ops(void)

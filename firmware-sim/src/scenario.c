@@ -212,7 +212,7 @@ static int parse_pen(struct pctx *c, const cJSON *o, struct scenario *s)
 		       "serial model manufacturer firmware kind depth_min_mm depth_max_mm "
 		       "depth_step_mm speed_min_hz speed_max_hz store_capacity live_rate_hz "
 		       "depth_sensing rtc battery_pct drain_s_per_pct charge_s_per_pct clock "
-		       "clock_drift_ppm comment");
+		       "clock_drift_ppm notify_burst comment");
 	if (r < 0)
 		return r;
 	if ((r = get_str(c, w, o, "serial", p->serial, sizeof(p->serial), false)) < 0 ||
@@ -261,6 +261,9 @@ static int parse_pen(struct pctx *c, const cJSON *o, struct scenario *s)
 			 p->live_rate_hz, false, &d)) < 0)
 		return r;
 	p->live_rate_hz = (uint8_t)d;
+	if ((r = get_num(c, w, o, "notify_burst", 1, 256, p->notify_burst, false, &d)) < 0)
+		return r;
+	p->notify_burst = (uint16_t)d;
 	if ((r = get_num(c, w, o, "battery_pct", 0, 100, p->battery_pct, false, &d)) < 0)
 		return r;
 	p->battery_pct = (uint8_t)d;

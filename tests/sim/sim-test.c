@@ -170,10 +170,18 @@ static void fr_disconnect(void *radio)
 	sim_pen_gatt_ops()->disconnected(r->pen);
 }
 
+static size_t fr_tx_backlog(void *radio)
+{
+	const struct fake_radio *r = radio;
+
+	return r->backlog;
+}
+
 static const struct sim_radio_ops fr_ops = {
 	.notify = fr_notify,
 	.indicate = fr_indicate,
 	.disconnect = fr_disconnect,
+	.tx_backlog = fr_tx_backlog,
 };
 
 const struct sim_radio_ops *fake_radio_ops(void)

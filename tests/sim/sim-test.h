@@ -69,6 +69,7 @@ struct fake_radio {
 	unsigned n;
 	unsigned pending[SIM_CHR_COUNT]; /* unconfirmed indications */
 	bool full; /* notify answers -ENOBUFS */
+	size_t backlog; /* what tx_backlog reports */
 	unsigned disconnects;
 };
 

@@ -1073,6 +1073,41 @@ static void test_racp(void)
 		CHECK_EQ(info(&g).store_used, (uint16_t)total); /* nothing deleted */
 	}
 	g.r.full = false;
+	/* a radio with a backlog: no record segment while 64 frames wait, then
+	 * at most notify_burst per tick, and the report completes */
+	{
+		uint8_t bcode = 0;
+		unsigned before;
+
+		g.r.backlog = SIM_TX_BACKLOG_MAX;
+		sim_pen_gatt_ops()->cccd(g.pen, SIM_CHR_RECORD, SIM_CCCD_NOTIFY);
+		fake_radio_clear(&g.r);
+		{
+			struct nl_racp_req rq = {.op = NL_RACP_REPORT, .oper = NL_RACP_ALL};
+
+			len = nl_racp_req_encode(&rq, buf, sizeof(buf));
+		}
+		CHECK_EQ(sim_pen_gatt_ops()->write(g.pen, SIM_CHR_RACP, buf, (size_t)len), 0);
+		for (int t = 0; t < 5; t++)
+			sim_pen_tick(g.pen);
+		CHECK_EQ(fake_radio_last(&g.r, SIM_CHR_RECORD, 0), -1);
+		g.r.backlog = SIM_TX_BACKLOG_MAX - 1;
+		before = g.r.n;
+		sim_pen_tick(g.pen);
+		CHECK(g.r.n > before);
+		CHECK(g.r.n - before <= g.cfg.notify_burst);
+		/* ABORT, then a full report with the backlog gone */
+		{
+			struct nl_racp_req rq = {.op = NL_RACP_ABORT, .oper = NL_RACP_NULL};
+
+			len = nl_racp_req_encode(&rq, buf, sizeof(buf));
+		}
+		CHECK_EQ(sim_pen_gatt_ops()->write(g.pen, SIM_CHR_RACP, buf, (size_t)len), 0);
+		fake_radio_confirm_all(&g.r);
+		g.r.backlog = 0;
+		CHECK_EQ(report(&g, NL_RACP_ALL, 0, &bcode), total);
+		CHECK_EQ(bcode, NL_RACP_SUCCESS);
+	}
 	/* intermittent back-pressure during a report: still complete and in order */
 	{
 		static struct nl_seg_rx rx;

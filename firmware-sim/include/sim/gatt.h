@@ -78,6 +78,12 @@ struct sim_radio_ops {
 	int (*indicate)(void *radio, enum sim_chr chr, const uint8_t *val, size_t len);
 	/* Drops the link (the pen's side of a link loss). */
 	void (*disconnect)(void *radio);
+	/* Optional: frames queued towards the central that it has not taken
+	 * yet. A pen holds back bulk notifications (a catch-up) while there
+	 * are SIM_TX_BACKLOG_MAX or more. */
+	size_t (*tx_backlog)(void *radio);
 };
+
+#define SIM_TX_BACKLOG_MAX 64
 
 #endif

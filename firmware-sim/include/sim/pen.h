@@ -49,10 +49,15 @@ struct sim_pen_config {
 	uint8_t battery_pct;
 	uint32_t drain_ms_per_pct; /* motor running */
 	uint32_t charge_ms_per_pct; /* on the charger */
+	/* Record segments a catch-up hands to the radio per tick, at most;
+	 * the pen also holds back while the radio reports a backlog of
+	 * SIM_TX_BACKLOG_MAX frames (as firmware does when its controller's
+	 * buffers are full). */
+	uint16_t notify_burst;
 };
 
 /* Defaults: motorised, 0.25-2.5 mm in 0.25 mm steps, 100-150 Hz, 256
- * records, live 2 Hz, depth sensing, RTC, 100 % battery. */
+ * records, live 2 Hz, depth sensing, RTC, 100 % battery, notify burst 16. */
 void sim_pen_config_default(struct sim_pen_config *c);
 
 struct sim_cartridge {
