@@ -945,6 +945,14 @@ static int pm_cursor(void *user_data, const char *serial, uint32_t *ret_epoch, u
 	return 0;
 }
 
+static int pm_gaps(void *user_data, const char *serial, uint32_t epoch, uint32_t after_seq,
+		   uint32_t *ret_a, uint32_t *ret_b, size_t max)
+{
+	struct daemon *d = user_data;
+
+	return journal_missing(d->j, serial, epoch, after_seq, ret_a, ret_b, max);
+}
+
 /* The pen manager's alert names are already rule ids ([a-z0-9_]+). */
 static const char *alert_rule(enum penmgr_alert a, enum nl_payload_severity *sev)
 {
@@ -1525,7 +1533,8 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 				       (unsigned)config_int(cfg, CONFIG_GATEWAY_MAX_CONNECTIONS),
 		       },
 		       &(struct penmgr_callbacks){
-			       .record = pm_record, .cursor = pm_cursor, .event = pm_event },
+			       .record = pm_record, .cursor = pm_cursor, .gaps = pm_gaps,
+			       .event = pm_event },
 		       &d, &d.pm);
 	if (r < 0) {
 		log_err("pen manager: %s", strerror(-r));

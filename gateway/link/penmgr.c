@@ -1431,6 +1431,36 @@ static void time_sync(struct pen *p)
 	cp_enqueue(p, q);
 }
 
+/* Gaps an earlier run left open (the journal has records after them):
+ * the pen may still hold them, so they are asked for again and nothing is
+ * acknowledged past them, as if they had been found on this link. Only
+ * those the pen can still hold: after its oldest stored record. */
+static void load_gaps(struct pen *p, const struct nl_pen_status *st)
+{
+	struct penmgr *pm = p->pm;
+	uint32_t a[PEN_GAPS_MAX], b[PEN_GAPS_MAX], after = 0;
+	int n;
+
+	if (!pm->cb.gaps || p->commit_hi == 0 || st->store_used == 0)
+		return;
+	if (st->last_seq >= st->store_used)
+		after = st->last_seq - st->store_used; /* the store holds after.. */
+	if (after >= p->commit_hi)
+		return;
+	n = pm->cb.gaps(pm->user_data, p->serial, p->epoch, after, a, b, PEN_GAPS_MAX);
+	if (n < 0) {
+		log_pen_err(pen_name(p), "open gaps unknown: %s", strerror(-n));
+		return;
+	}
+	for (int i = 0; i < n && p->n_gaps < PEN_GAPS_MAX; i++) {
+		if (a[i] <= after || b[i] < a[i] || b[i] >= p->commit_hi)
+			continue;
+		log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32
+				" still missing from the journal: asking again", a[i], b[i]);
+		p->gaps[p->n_gaps++] = (struct gap){ .a = a[i], .b = b[i] };
+	}
+}
+
 /* Catch-up cursor (10.4 steps 1-3). */
 static bool cursor_check(struct pen *p)
 {
@@ -1443,6 +1473,8 @@ static bool cursor_check(struct pen *p)
 		if (pm->cb.cursor && pm->cb.cursor(pm->user_data, p->serial, &epoch, &seq) >= 0) {
 			p->epoch = epoch;
 			p->received_hi = p->commit_hi = seq;
+			if (epoch == st->store_epoch)
+				load_gaps(p, st);
 		} else {
 			p->epoch = st->store_epoch;
 			p->received_hi = p->commit_hi = 0;

@@ -166,6 +166,13 @@ struct penmgr_callbacks {
 	 * and seq of the last committed record. -ENOENT: none (start at 1). */
 	int (*cursor)(void *user_data, const char *serial, uint32_t *ret_epoch,
 		      uint32_t *ret_seq);
+	/* Optional, asked with the cursor: seq ranges [a, b] of store epoch
+	 * epoch missing from what was committed, after after_seq and before
+	 * the cursor's seq (gaps left open by an earlier run: the pen may still
+	 * hold them). Fills at most max ranges into ret_a[i]..ret_b[i] and
+	 * returns how many, or -errno (then none are kept open). */
+	int (*gaps)(void *user_data, const char *serial, uint32_t epoch, uint32_t after_seq,
+		    uint32_t *ret_a, uint32_t *ret_b, size_t max);
 	/* Optional. */
 	void (*event)(void *user_data, const struct penmgr_event *ev);
 };

@@ -100,6 +100,7 @@ enum stmt {
 	ST_NEXT_ID,
 	ST_RESERVE_UPDATE,
 	ST_RESERVE_INSERT,
+	ST_MISSING,
 	ST_COUNT_STMTS
 };
 
@@ -146,6 +147,12 @@ static const char *const stmt_sql[ST_COUNT_STMTS] = {
 		       " COALESCE((SELECT MAX(id) FROM outbox), 0)) + 1",
 	[ST_RESERVE_UPDATE] = "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'outbox'",
 	[ST_RESERVE_INSERT] = "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?1)",
+	/* Holes between journaled seqs of one epoch, from ?3 on (?3 itself
+	 * counts as present: the start of the range looked at). */
+	[ST_MISSING] = "SELECT seq + 1, next - 1 FROM (SELECT seq, LEAD(seq) OVER (ORDER BY seq)"
+		       " AS next FROM (SELECT ?3 AS seq UNION ALL SELECT seq FROM records"
+		       " WHERE pen_serial = ?1 AND store_epoch = ?2 AND seq > ?3))"
+		       " WHERE next > seq + 1 ORDER BY seq LIMIT ?4",
 };
 
 struct waiter {
@@ -987,6 +994,32 @@ int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch
 		return -ENOENT;
 	*ret_seq = (uint32_t)v;
 	return 0;
+}
+
+int journal_missing(struct journal *j, const char *serial, uint32_t store_epoch,
+		    uint32_t after_seq, uint32_t *ret_a, uint32_t *ret_b, size_t max)
+{
+	sqlite3_stmt *st = j->st[ST_MISSING];
+	int rc, n = 0, r;
+
+	if (!serial || (max && (!ret_a || !ret_b)))
+		return -EINVAL;
+	r = journal_flush(j);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, store_epoch);
+	sqlite3_bind_int64(st, 3, after_seq);
+	sqlite3_bind_int64(st, 4, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret_a[n] = (uint32_t)sqlite3_column_int64(st, 0);
+		ret_b[n] = (uint32_t)sqlite3_column_int64(st, 1);
+		n++;
+	}
+	r = rc == SQLITE_DONE ? n : fail_sql(j, rc, stmt_sql[ST_MISSING]);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }
 
 int journal_outbox_unsent(struct journal *j, int64_t after_id, unsigned limit,

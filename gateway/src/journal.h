@@ -182,6 +182,12 @@ int journal_flush(struct journal *j);
 /* Writes waiting in the open batch. */
 unsigned journal_pending(struct journal *j);
 
+/* Seq ranges [ret_a[i], ret_b[i]] missing between the journaled records of
+ * (serial, store_epoch) after after_seq (itself taken as present), oldest
+ * first, at most max. Returns how many, or -errno. */
+int journal_missing(struct journal *j, const char *serial, uint32_t store_epoch,
+		    uint32_t after_seq, uint32_t *ret_a, uint32_t *ret_b, size_t max);
+
 /* Highest committed seq for (pen, epoch): 0 and *ret_seq, or -ENOENT. */
 int journal_last_seq(struct journal *j, const char *serial, uint32_t store_epoch,
 		     uint32_t *ret_seq);

@@ -242,7 +242,47 @@ static int sink_record(void *user_data, const char *serial, const struct nl_reco
 static int sink_cursor(void *user_data, const char *serial, uint32_t *ret_epoch,
 		       uint32_t *ret_seq)
 {
-	return -ENOENT;
+	struct harness *h = user_data;
+	struct h_seen *s = h_seen(h, serial);
+	struct penmgr_snapshot snap;
+	uint32_t hi = 0;
+
+	if (!h->remember || penmgr_get_snapshot(h->pm, serial, &snap) < 0 || !snap.has_status)
+		return -ENOENT;
+	for (uint32_t q = 1; q <= H_SEQ_MAX; q++)
+		if (s->delivered[q])
+			hi = q;
+	if (!hi)
+		return -ENOENT;
+	*ret_epoch = snap.status.store_epoch;
+	*ret_seq = hi;
+	return 0;
+}
+
+static int sink_gaps(void *user_data, const char *serial, uint32_t epoch, uint32_t after_seq,
+		     uint32_t *ret_a, uint32_t *ret_b, size_t max)
+{
+	struct harness *h = user_data;
+	struct h_seen *s = h_seen(h, serial);
+	uint32_t q = after_seq + 1;
+	int n = 0;
+
+	CHECK(h->remember);
+	while (q <= H_SEQ_MAX && (size_t)n < max) {
+		uint32_t a;
+
+		while (q <= H_SEQ_MAX && s->delivered[q])
+			q++;
+		a = q;
+		while (q <= H_SEQ_MAX && !s->delivered[q])
+			q++;
+		if (q > H_SEQ_MAX)
+			break; /* past the last one received: not a gap */
+		ret_a[n] = a;
+		ret_b[n] = q - 1;
+		n++;
+	}
+	return n;
 }
 
 static void sink_event(void *user_data, const struct penmgr_event *ev)
@@ -323,6 +363,7 @@ void h_gateway_start(struct harness *h, const char *const *allow)
 	struct penmgr_callbacks cb = {
 		.record = sink_record,
 		.cursor = sink_cursor,
+		.gaps = sink_gaps,
 		.event = sink_event,
 	};
 

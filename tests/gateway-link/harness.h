@@ -104,6 +104,9 @@ struct harness {
 	size_t n_pens;
 	bool deadline_hit;
 	sd_event_source *deadline;
+	/* Like the daemon's journal: the cursor is the highest seq the sink
+	 * got, and the gaps below it are reported (default: no memory). */
+	bool remember;
 };
 
 void h_init(struct harness *h);

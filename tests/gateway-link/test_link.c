@@ -490,6 +490,62 @@ static void test_gap_kept(void)
 	h_fini(&h);
 }
 
+/* A gap still open when the gateway stops is asked for again by the next
+ * run, which learns it from what was committed, and the pen is never
+ * acknowledged past it meanwhile. */
+static void test_gap_restart(void)
+{
+	static const char *const allow[] = { "NLT-K2", NULL };
+	static const struct sim_radio_ops lossy_ops = {
+		.notify = lossy_notify,
+		.indicate = lossy_indicate,
+		.disconnect = lossy_disconnect,
+	};
+	struct harness h;
+	struct tpen *g;
+	struct lossy lossy;
+	struct penmgr_snapshot snap;
+	struct h_seen *s;
+
+	h_init(&h);
+	h.remember = true;
+	g = h_pen_new(&h, "NLT-K2", true);
+	h_pen_records(g, 2);
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K2", 2 }, 20000, "ack through 2");
+	lossy = (struct lossy){ .srv = g->srv, .seq = 4, .on = true };
+	sim_pen_set_radio(g->pen, &lossy_ops, &lossy);
+	h_pen_records(g, 4); /* 3..6; 4 never arrives whole */
+	h_wait(&h, h_cond_ready, "NLT-K2", 20000, "READY with the gap parked");
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K2", 3 }, 20000, "ack through 3");
+	s = h_seen(&h, "NLT-K2");
+	CHECK_EQ(s->delivered[4], 0);
+	CHECK_EQ(s->delivered[6], 1);
+
+	/* The gateway stops with the gap open and starts again: the pen still
+	 * drops seq 4 for a while, so the new run parks it too. */
+	h_gateway_stop(&h);
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_alert, &(struct want_alert){ "NLT-K2", PENMGR_ALERT_CATCHUP_FAILED }, 20000,
+	       "catchup_failed from the new run");
+	h_wait(&h, h_cond_ready, "NLT-K2", 20000, "READY again");
+	CHECK(penmgr_get_snapshot(h.pm, "NLT-K2", &snap) == 0);
+	CHECK_EQ(snap.committed_seq, 6);
+	CHECK_EQ(snap.acked_seq, 3);
+	h_wait(&h, cond_store_used, &(struct want_store){ g, 3 }, 20000, "store_used 3");
+
+	/* Then it comes through. */
+	lossy.on = false;
+	CHECK(lradio_server_set_in_range(g->srv, false) == 0);
+	h_wait(&h, cond_not_ready, "NLT-K2", 20000, "link down");
+	CHECK(lradio_server_set_in_range(g->srv, true) == 0);
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K2", 6 }, 20000, "ack through 6");
+	CHECK_EQ(s->delivered[4], 1);
+	CHECK_EQ(s->alerts[PENMGR_ALERT_RECORD_GAP], 0);
+	sim_pen_set_radio(g->pen, lradio_server_radio_ops(), g->srv);
+	h_fini(&h);
+}
+
 /* A pen not on the allow-list is never connected to nor reported. */
 static void test_allowlist(void)
 {
@@ -1133,6 +1189,7 @@ static const struct {
 	{ "catchup", test_catchup },   { "reconnect", test_reconnect }, { "corrupt", test_corrupt },
 	{ "allowlist", test_allowlist }, { "watchdog", test_watchdog }, { "cp", test_cp },
 	{ "gap", test_gap },	       { "gap-kept", test_gap_kept },
+	{ "gap-restart", test_gap_restart },
 	{ "refuse", test_refuse },
 	{ "cp-timeout", test_cp_timeout }, { "cap", test_cap },
 };

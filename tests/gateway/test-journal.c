@@ -611,6 +611,43 @@ static void test_batch_age(void)
 	journal_close(j);
 }
 
+/* Holes between journaled seqs: what an earlier run left open. */
+static void test_missing(void)
+{
+	static const uint32_t have[] = { 1, 2, 3, 5, 6, 9, 10, 14 };
+	struct journal *j;
+	uint32_t a[8], b[8];
+
+	CHECK_INT(journal_open(loop, db_path("missing.db"), NULL, &j), 0);
+	for (size_t i = 0; i < sizeof(have) / sizeof(have[0]); i++) {
+		struct journal_record r = rec("NL-GAP", 7, have[i], 1);
+
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	{
+		struct journal_record r = rec("NL-GAP", 8, 4, 1); /* another epoch */
+
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	}
+	CHECK_INT(journal_missing(j, "NL-GAP", 7, 0, a, b, 8), 3);
+	CHECK_INT(a[0], 4);
+	CHECK_INT(b[0], 4);
+	CHECK_INT(a[1], 7);
+	CHECK_INT(b[1], 8);
+	CHECK_INT(a[2], 11);
+	CHECK_INT(b[2], 13);
+	/* From 5 on: 4 is before the range looked at. */
+	CHECK_INT(journal_missing(j, "NL-GAP", 7, 5, a, b, 8), 2);
+	CHECK_INT(a[0], 7);
+	/* Nothing journaled yet after the start: the hole up to the first. */
+	CHECK_INT(journal_missing(j, "NL-GAP", 8, 1, a, b, 8), 1);
+	CHECK_INT(a[0], 2);
+	CHECK_INT(b[0], 3);
+	CHECK_INT(journal_missing(j, "NL-GAP", 7, 0, a, b, 1), 1);
+	CHECK_INT(journal_missing(j, "NL-NONE", 7, 0, a, b, 8), 0);
+	journal_close(j);
+}
+
 /* A journal written by schema version 1 (payloads in the outbox rows): its
  * unsent messages still drain after the migration. */
 static void test_migrate_v1(void)
@@ -673,6 +710,7 @@ int main(void)
 	test_record_outbox();
 	test_migrate_v1();
 	test_batch_age();
+	test_missing();
 	{
 		/* a missing directory is created */
 		struct journal *j;
