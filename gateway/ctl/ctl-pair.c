@@ -3,6 +3,8 @@
  * needlelinkctl pair SERIAL --passkey N | --confirm yes|no: answers the
  * Bluetooth pairing bluetoothd waits on for a pen, through the MQTT "pair"
  * request (docs/mqtt-api.md, "pair"; ctl-mqtt.h).
+ * needlelinkctl release SERIAL: lets the gateway connect again to a pen it
+ * quarantined, through the MQTT "release" request.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +40,7 @@ static const struct option long_opts[] = {
 };
 
 struct pair_args {
+	const char *cmd; /* "pair" or "release" */
 	const char *config, *serial;
 	struct ctl_mqtt_args mqtt; /* connection options */
 	bool verbose;
@@ -50,7 +53,7 @@ static int bad(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("needlelinkctl: pair: ", stderr);
+	fputs("needlelinkctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -64,7 +67,10 @@ const char *ctl_pair_command(int argc, char **argv)
 		const char *a = argv[i];
 
 		if (strcmp(a, "--") == 0)
-			return i + 1 < argc && strcmp(argv[i + 1], "pair") == 0 ? argv[i + 1] : NULL;
+			return i + 1 < argc && (strcmp(argv[i + 1], "pair") == 0 ||
+						strcmp(argv[i + 1], "release") == 0)
+				       ? argv[i + 1]
+				       : NULL;
 		if (strcmp(a, "-j") == 0 || strcmp(a, "-c") == 0) {
 			i++;
 			continue;
@@ -77,7 +83,7 @@ const char *ctl_pair_command(int argc, char **argv)
 		}
 		if (a[0] == '-')
 			continue;
-		return strcmp(a, "pair") == 0 ? a : NULL;
+		return strcmp(a, "pair") == 0 || strcmp(a, "release") == 0 ? a : NULL;
 	}
 	return NULL;
 }
@@ -90,7 +96,7 @@ static int parse_args(int argc, char **argv, struct pair_args *a)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "j:c:hv", long_opts, NULL)) != -1) {
-		r = ctl_mqtt_args_parse(&a->mqtt, opt, optarg, "pair");
+		r = ctl_mqtt_args_parse(&a->mqtt, opt, optarg, a->cmd);
 		if (r < 0)
 			return USAGE_STATUS;
 		if (r > 0)
@@ -110,8 +116,8 @@ static int parse_args(int argc, char **argv, struct pair_args *a)
 			errno = 0;
 			v = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end || v < 0 || v > 999999)
-				return bad("--passkey: the 6 digits the pen shows (0..999999), not \"%s\"",
-					   optarg);
+				return bad("pair: --passkey: the 6 digits the pen shows (0..999999), not"
+					   " \"%s\"", optarg);
 			a->passkey = v;
 			a->has_passkey = true;
 			break;
@@ -121,29 +127,38 @@ static int parse_args(int argc, char **argv, struct pair_args *a)
 			else if (strcmp(optarg, "no") == 0)
 				a->confirm = false;
 			else
-				return bad("--confirm: yes or no, not \"%s\"", optarg);
+				return bad("pair: --confirm: yes or no, not \"%s\"", optarg);
 			a->has_confirm = true;
 			break;
 		default:
 			return USAGE_STATUS;
 		}
 	}
-	if (optind >= argc || strcmp(argv[optind], "pair") != 0)
+	if (optind >= argc ||
+	    (strcmp(argv[optind], "pair") != 0 && strcmp(argv[optind], "release") != 0))
 		return bad("no command");
-	optind++;
+	a->cmd = argv[optind++];
 	if (optind >= argc)
-		return bad("the pen's serial is missing (needlelinkctl pair SERIAL --passkey N)");
+		return strcmp(a->cmd, "pair") == 0
+			       ? bad("pair: the pen's serial is missing (needlelinkctl pair SERIAL"
+				     " --passkey N)")
+			       : bad("release: the pen's serial is missing (needlelinkctl release"
+				     " SERIAL)");
 	a->serial = argv[optind++];
 	if (optind < argc)
-		return bad("unexpected argument \"%s\"", argv[optind]);
+		return bad("%s: unexpected argument \"%s\"", a->cmd, argv[optind]);
+	if (strcmp(a->cmd, "release") == 0)
+		return a->has_passkey || a->has_confirm
+			       ? bad("release: --passkey and --confirm are for pair")
+			       : 0;
 	if (a->has_passkey == a->has_confirm)
-		return bad("give exactly one of --passkey N and --confirm yes|no");
+		return bad("pair: give exactly one of --passkey N and --confirm yes|no");
 	return 0;
 }
 
 int ctl_pair_main(int argc, char **argv)
 {
-	struct pair_args a = { 0 };
+	struct pair_args a = { .cmd = ctl_pair_command(argc, argv) };
 	struct config *cfg = NULL;
 	cJSON *params = NULL;
 	int r, code = USAGE_STATUS;
@@ -154,11 +169,13 @@ int ctl_pair_main(int argc, char **argv)
 	if (ctl_mqtt_config_load(&a.mqtt, a.config, true, &cfg) < 0)
 		return USAGE_STATUS;
 	params = cJSON_CreateObject();
-	if (!params ||
+	if (!params)
+		goto out;
+	if (strcmp(a.cmd, "pair") == 0 &&
 	    !(a.has_passkey ? cJSON_AddNumberToObject(params, "passkey", (double)a.passkey)
 			    : cJSON_AddBoolToObject(params, "confirm", a.confirm)))
 		goto out;
-	code = ctl_mqtt_run(&a.mqtt, cfg, a.verbose, a.serial, "pair", params);
+	code = ctl_mqtt_run(&a.mqtt, cfg, a.verbose, a.serial, a.cmd, params);
 out:
 	cJSON_Delete(params);
 	config_free(cfg);

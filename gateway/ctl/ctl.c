@@ -65,6 +65,8 @@ static void usage(FILE *f)
 	      "                            answer the Bluetooth pairing of a pen (transport\n"
 	      "                            bluez): the passkey the pen shows, or whether it\n"
 	      "                            shows the number in the pairing_confirm_wanted alert\n"
+	      "  release SERIAL            let the gateway connect again to a pen it quarantined\n"
+	      "                            (alert pen_quarantined), once it has been checked\n"
 	      "  Request options: --host H, --port N, --protocol 5|3.1.1, --username U,\n"
 	      "  --password-file F, --tls-ca F, --tls-cert F, --tls-key F, --base-topic T\n"
 	      "  (override the [mqtt] and [gateway] keys of the configuration file),\n"
@@ -80,8 +82,9 @@ static void usage(FILE *f)
 	      "  -V, --version             show the version\n"
 	      "\n"
 	      "Exit status: 0 on success, 1 on an error (no journal, bad database),\n"
-	      "2 on a usage error. authorise, unlock and pair: 0 ok or applied, 2 blocked,\n"
-	      "3 failed, refused or no response in time, 1 usage or connection error.\n",
+	      "2 on a usage error. authorise, unlock, pair and release: 0 ok or applied,\n"
+	      "2 blocked, 3 failed, refused or no response in time, 1 usage or\n"
+	      "connection error.\n",
 	      f);
 }
 
@@ -558,7 +561,7 @@ int main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	int opt, r;
 
-	/* pair has options of its own (ctl-pair.c). */
+	/* pair and release have options of their own (ctl-pair.c). */
 	if (ctl_pair_command(argc, argv)) {
 		r = ctl_pair_main(argc, argv);
 		if (r >= 0)

@@ -1165,6 +1165,7 @@ static void cp_done(int err, const struct nl_cp_rsp *rsp, void *user_data)
 	case NL_PAYLOAD_OP_READ_STATE:
 	case NL_PAYLOAD_OP_AUTHORISE:
 	case NL_PAYLOAD_OP_PAIR:
+	case NL_PAYLOAD_OP_RELEASE:
 	case NL_PAYLOAD_OP_COUNT:
 	default:
 		r = -EINVAL;
@@ -1179,6 +1180,30 @@ static void cp_done(int err, const struct nl_cp_rsp *rsp, void *user_data)
 	/* The pen indicates its new status; republish what we have now too. */
 	if (penmgr_get_snapshot(d->pm, pr->serial, &s) == 0)
 		publish_pen_state(d, pr->serial, false);
+}
+
+/* release: a quarantined pen (pen_quarantined) may be connected again, once
+ * an operator has looked at it. Needs no link: a quarantined pen has none. */
+static void release_request(struct daemon *d, struct pending_req *pr)
+{
+	struct penmgr_snapshot s;
+	cJSON *result = NULL;
+	bool was;
+
+	if (!config_pen_allowed(d->cfg, pr->serial) ||
+	    penmgr_get_snapshot(d->pm, pr->serial, &s) < 0) {
+		reply_failed(d, pr, "pen_offline", "connect", "the gateway has not seen this pen");
+		return;
+	}
+	was = s.quarantined;
+	if (penmgr_release(d->pm, pr->serial) < 0 || nl_payload_result_released(was, &result) < 0) {
+		reply_failed(d, pr, "pen_rejected", "command", "the pen could not be released");
+		return;
+	}
+	log_pen_notice(pr->serial, "release (%s): %s", pr->req.transaction,
+		       was ? "quarantine lifted, connecting again" : "was not quarantined");
+	reply_ok(d, pr, result);
+	publish_pen_state(d, pr->serial, false);
 }
 
 static void on_request(struct mqtt *m, const struct mqtt_request *in, void *userdata)
@@ -1227,6 +1252,10 @@ static void on_request(struct mqtt *m, const struct mqtt_request *in, void *user
 
 	if (dlimits_request(d, pr) || dpair_request(d, pr))
 		return;
+	if (pr->req.op == NL_PAYLOAD_OP_RELEASE) {
+		release_request(d, pr);
+		goto out;
+	}
 	if (!config_pen_allowed(d->cfg, pr->serial) ||
 	    penmgr_get_snapshot(d->pm, pr->serial, &s) < 0 || s.state != PENMGR_STATE_READY) {
 		reply_failed(d, pr, "pen_offline", "connect", "the pen is not connected");
@@ -1279,6 +1308,7 @@ static void on_request(struct mqtt *m, const struct mqtt_request *in, void *user
 	}
 	case NL_PAYLOAD_OP_AUTHORISE:
 	case NL_PAYLOAD_OP_PAIR:
+	case NL_PAYLOAD_OP_RELEASE:
 	case NL_PAYLOAD_OP_COUNT:
 	default:
 		reply_failed(d, pr, "not_implemented", "evaluate", "op not implemented");

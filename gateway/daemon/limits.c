@@ -1577,6 +1577,7 @@ bool dlimits_request(struct daemon *d, struct pending_req *pr)
 	case NL_PAYLOAD_OP_STOP_SESSION:
 	case NL_PAYLOAD_OP_READ_STATE:
 	case NL_PAYLOAD_OP_PAIR:
+	case NL_PAYLOAD_OP_RELEASE:
 	case NL_PAYLOAD_OP_COUNT:
 	default:
 		return false;

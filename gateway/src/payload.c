@@ -117,6 +117,7 @@ static const char *const op_names[NL_PAYLOAD_OP_COUNT] = {
 	[NL_PAYLOAD_OP_READ_STATE] = "read_state",
 	[NL_PAYLOAD_OP_AUTHORISE] = "authorise",
 	[NL_PAYLOAD_OP_PAIR] = "pair",
+	[NL_PAYLOAD_OP_RELEASE] = "release",
 };
 
 static const char *const role_names[NL_PAYLOAD_ROLE_COUNT] = {
@@ -1561,6 +1562,20 @@ int nl_payload_result_locked(bool locked, cJSON **ret)
 	return payload_done(err, o, ret);
 }
 
+int nl_payload_result_released(bool released, cJSON **ret)
+{
+	int err = 0;
+	cJSON *o;
+
+	if (!ret)
+		return -EINVAL;
+	o = cJSON_CreateObject();
+	if (!o)
+		return -ENOMEM;
+	j_bool(&err, o, "released", released);
+	return payload_done(err, o, ret);
+}
+
 int nl_payload_result_zone(unsigned zone, cJSON **ret)
 {
 	int err = 0;
@@ -2124,6 +2139,7 @@ static int parse_params(struct parser *p, enum nl_payload_op op, const cJSON *pa
 					&r->u.stop_session.session_id);
 		return 0;
 	case NL_PAYLOAD_OP_READ_STATE:
+	case NL_PAYLOAD_OP_RELEASE:
 		return check_members(p, params, "params", k_none);
 	case NL_PAYLOAD_OP_AUTHORISE:
 		return parse_authorise(p, params, &r->u.authorise);

@@ -288,6 +288,7 @@ enum nl_payload_op {
 	NL_PAYLOAD_OP_READ_STATE = 5,
 	NL_PAYLOAD_OP_AUTHORISE = 6,
 	NL_PAYLOAD_OP_PAIR = 7,
+	NL_PAYLOAD_OP_RELEASE = 8,
 	NL_PAYLOAD_OP_COUNT
 };
 const char *nl_payload_op_name(enum nl_payload_op op);
@@ -457,6 +458,8 @@ struct nl_payload_response {
 int nl_payload_result_set_time(uint32_t previous_pen_s, int64_t pen_time_ms, cJSON **ret);
 /* lock and unlock: whether the pen reports itself locked afterwards. */
 int nl_payload_result_locked(bool locked, cJSON **ret);
+/* release: whether the pen was quarantined (and now is not). */
+int nl_payload_result_released(bool released, cJSON **ret);
 /* set_zone: -ERANGE unless nl_zone_valid(zone). */
 int nl_payload_result_zone(unsigned zone, cJSON **ret);
 /* stop_session: -ERANGE for 0. */

@@ -703,6 +703,50 @@ def case_mqtt311(env):
     check("MQTT 3.1.1" in env.gw_log(), "the gateway spoke MQTT 3.1.1")
 
 
+def case_release(env):
+    """A pen quarantined for malformed data is connected again after a
+    release request (answered released: true); an unknown pen is refused."""
+    env.start_broker()
+    env.start_sub()
+    env.start_gw()
+    env.start_sim("q", own_scn(env, "quarantine.json"), 1)
+
+    def alerts(rule):
+        return [p for t, p in env.messages()
+                if t == "%s/pens/PEN-QUA1/alerts" % BASE and isinstance(p, dict)
+                and p.get("rule") == rule]
+
+    env.wait_for(lambda: alerts("pen_quarantined"), 90, "the pen quarantined")
+    links = env.gw_log().count("pen=PEN-QUA1: state discovered -> connecting")
+
+    def release(serial, transaction):
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(env.port), "-q", "1",
+                        "-t", "%s/pens/%s/request/release" % (BASE, serial),
+                        "-m", '{"schema":"needlelink/request/1","transaction":"%s","params":{}}'
+                        % transaction], check=True, timeout=20)
+        topic = "%s/pens/%s/response/release" % (BASE, serial)
+        env.wait_for(lambda: [p for t, p in env.messages() if t == topic and isinstance(p, dict)
+                              and p.get("transaction") == transaction], 30,
+                     "the release response (%s)" % transaction)
+        return [p for t, p in env.messages() if t == topic and isinstance(p, dict)
+                and p.get("transaction") == transaction][0]
+
+    r = release("PEN-QUA1", "rel-1")
+    check(r["status"] == "ok" and r["result"] == {"released": True},
+          "release answered ok, released: true (%s)" % r)
+    # Connected again: the pen still sends garbage, so it is disconnected and
+    # quarantined once more, which only a new connection can bring about.
+    env.wait_for(lambda: len(alerts("pen_quarantined")) >= 2, 90,
+                 "the pen connected again after the release (quarantined a second time)")
+    log = env.gw_log()
+    check("pen=PEN-QUA1: released from quarantine" in log, "the release is logged with the serial")
+    check(log.count("pen=PEN-QUA1: state discovered -> connecting") > links,
+          "new connections after the release (%d before)" % links)
+    r = release("PEN-NONE9", "rel-2")
+    check(r["status"] == "failed" and r["error"]["code"] == "pen_offline",
+          "an unknown pen: failed, pen_offline (%s)" % r)
+
+
 CASES = {
     "mqtt311": case_mqtt311,
     "records": case_records,
@@ -712,6 +756,7 @@ CASES = {
     "session-restart": case_session_restart,
     "shutdown-broker-gone": case_shutdown_broker_gone,
     "corrupt": case_corrupt,
+    "release": case_release,
     "config": case_config,
     "sixteen-pens": case_sixteen,
 }

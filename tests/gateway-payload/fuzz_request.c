@@ -47,6 +47,7 @@ static void check_success(const struct nl_payload_request *r)
 		break;
 	case NL_PAYLOAD_OP_STOP_SESSION:
 	case NL_PAYLOAD_OP_READ_STATE:
+	case NL_PAYLOAD_OP_RELEASE:
 		break;
 	case NL_PAYLOAD_OP_AUTHORISE: {
 		const struct nl_payload_authorise *a = &r->u.authorise;

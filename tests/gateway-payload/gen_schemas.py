@@ -375,7 +375,7 @@ resp["allOf"] = [
   {"if": {"properties": {"op": {"const": "authorise"}, "status": {"const": "applied"}}, "required": ["op", "status"]},
    "then": {"properties": {"result": obj({"limits_hash": ref("hash"), "limits": ref("limit_set"),
             "session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}})}}},
-  {"if": {"properties": {"op": {"enum": ["set_time", "lock", "unlock", "set_zone", "stop_session", "read_state", "pair"]}},
+  {"if": {"properties": {"op": {"enum": ["set_time", "lock", "unlock", "set_zone", "stop_session", "read_state", "pair", "release"]}},
           "required": ["op"]},
    "then": {"properties": {"status": {"enum": ["ok", "failed", "error"]}}}},
 ] + [
@@ -389,6 +389,7 @@ resp["allOf"] = [
     ("stop_session", obj({"session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}})),
     ("read_state", obj({"state": {"$ref": "pen-state.json"}})),
     ("pair", obj({"answered": {"enum": ["passkey", "confirm"]}})),
+    ("release", obj({"released": {"type": "boolean"}})),
   ]
 ]
 write('response.json', resp)
@@ -408,6 +409,7 @@ write('request-unlock.json', request("unlock", {"operator": ref("operator"), "re
 write('request-set_zone.json', request("set_zone", {"zone": ref("treatment_zone")}, ["zone"], "set_zone request"))
 write('request-stop_session.json', request("stop_session", {"session_id": {"type": "integer", "minimum": 1, "maximum": 4294967295}}, [], "stop_session request"))
 write('request-read_state.json', request("read_state", {}, [], "read_state request"))
+write('request-release.json', request("release", {}, [], "release request"))
 pair = request("pair", {"passkey": {"type": "integer", "minimum": 0, "maximum": 999999},
                         "confirm": {"type": "boolean"}}, [], "pair request")
 pair["properties"]["params"]["oneOf"] = [{"required": ["passkey"]}, {"required": ["confirm"]}]

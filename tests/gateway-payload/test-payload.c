@@ -683,6 +683,11 @@ static void test_responses(void)
 	}
 	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
 	sample("response--ok_read_state", j);
+	r.op = "release";
+	CHECK_EQ_INT(nl_payload_result_released(true, &r.result), 0);
+	CHECK_EQ_INT(cJSON_IsTrue(cJSON_GetObjectItem(r.result, "released")), 1);
+	CHECK_EQ_INT(nl_payload_response(&r, &j), 0);
+	sample("response--ok_release", j);
 	/* A result that does not fit its op is caught by the schema. */
 	r.op = "set_zone";
 	CHECK_EQ_INT(nl_payload_result_locked(true, &r.result), 0);
@@ -763,6 +768,7 @@ static const struct bad_case bad_cases[] = {
 	  "params", true },
 	{ "read_state", "{" HDR "\"params\":[]}", -EINVAL, "params", true },
 	{ "read_state", "{" HDR "\"params\":{\"x\":1}}", -E2BIG, "params.x", true },
+	{ "release", "{" HDR "\"params\":{\"serial\":\"PEN-1\"}}", -E2BIG, "params.serial", true },
 	{ "set_zone", "{" HDR "\"params\":{}}", -ENOENT, "params.zone", true },
 	{ "set_zone", "{" HDR "\"params\":{\"zone\":5}}", -EINVAL, "params.zone", true },
 	{ "set_zone", "{" HDR "\"params\":{\"zone\":null}}", -EINVAL, "params.zone", true },
@@ -959,6 +965,7 @@ static void test_parser(void)
 		{ "authorise", "{" HDR "\"params\":{" AUTH_OK "}}" },
 		{ "pair", "{" HDR "\"params\":{\"passkey\":999999}}" },
 		{ "pair", "{" HDR "\"params\":{\"confirm\":false}}" },
+		{ "release", "{" HDR "\"params\":{}}" },
 	};
 	char name[64];
 	int rc;
