@@ -35,12 +35,6 @@ static const char *const contraindications[] = {
 };
 static const char *const skin_types[] = { "I", "II", "III", "IV", "V", "VI" };
 
-static bool is_command(const char *cmd)
-{
-	return strcmp(cmd, "authorise") == 0 || strcmp(cmd, "unlock") == 0 ||
-	       strcmp(cmd, "audit") == 0;
-}
-
 static int in_list(const char *s, const char *const *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -157,26 +151,9 @@ static const struct option long_opts[] = {
 
 const char *ctl_limits_command(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	static const char *const names[] = { "authorise", "unlock", "audit", NULL };
 
-		if (strcmp(a, "--") == 0)
-			return i + 1 < argc && is_command(argv[i + 1]) ? argv[i + 1] : NULL;
-		if (strcmp(a, "-j") == 0 || strcmp(a, "-c") == 0) {
-			i++;
-			continue;
-		}
-		if (a[0] == '-' && a[1] == '-' && !strchr(a, '=')) {
-			for (const struct option *o = long_opts; o->name; o++)
-				if (strcmp(a + 2, o->name) == 0 && o->has_arg == required_argument)
-					i++;
-			continue;
-		}
-		if (a[0] == '-')
-			continue;
-		return is_command(a) ? a : NULL;
-	}
-	return NULL;
+	return ctl_find_command(argc, argv, long_opts, names);
 }
 
 static int parse_args(int argc, char **argv, struct args *a)

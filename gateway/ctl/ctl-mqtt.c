@@ -792,3 +792,36 @@ int ctl_mqtt_run(const struct ctl_mqtt_args *m, const struct config *c, bool ver
 	cJSON_Delete(resp);
 	return code;
 }
+
+static const char *command_in(const char *word, const char *const *names)
+{
+	for (; *names; names++)
+		if (strcmp(word, *names) == 0)
+			return word;
+	return NULL;
+}
+
+const char *ctl_find_command(int argc, char **argv, const struct option *long_opts,
+			     const char *const *names)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0)
+			return i + 1 < argc ? command_in(argv[i + 1], names) : NULL;
+		if (strcmp(a, "-j") == 0 || strcmp(a, "-c") == 0) {
+			i++;
+			continue;
+		}
+		if (a[0] == '-' && a[1] == '-' && !strchr(a, '=')) {
+			for (const struct option *o = long_opts; o->name; o++)
+				if (strcmp(a + 2, o->name) == 0 && o->has_arg == required_argument)
+					i++;
+			continue;
+		}
+		if (a[0] == '-')
+			continue;
+		return command_in(a, names);
+	}
+	return NULL;
+}

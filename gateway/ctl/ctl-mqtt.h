@@ -160,4 +160,11 @@ int ctl_mqtt_config_load(const struct ctl_mqtt_args *m, const char *path, bool v
 int ctl_mqtt_run(const struct ctl_mqtt_args *m, const struct config *c, bool verbose,
 		 const char *serial, const char *op, cJSON *params);
 
+/* The command word of argv (one of names, NULL-terminated), found past the
+ * options the way getopt would skip them: -j and -c and the long options of
+ * long_opts that take an argument consume the next word; "--" ends the
+ * options. NULL when the first word that is no option is not in names. */
+const char *ctl_find_command(int argc, char **argv, const struct option *long_opts,
+			     const char *const *names);
+
 #endif

@@ -63,29 +63,9 @@ static int bad(const char *fmt, ...)
 
 const char *ctl_pair_command(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	static const char *const names[] = { "pair", "release", NULL };
 
-		if (strcmp(a, "--") == 0)
-			return i + 1 < argc && (strcmp(argv[i + 1], "pair") == 0 ||
-						strcmp(argv[i + 1], "release") == 0)
-				       ? argv[i + 1]
-				       : NULL;
-		if (strcmp(a, "-j") == 0 || strcmp(a, "-c") == 0) {
-			i++;
-			continue;
-		}
-		if (a[0] == '-' && a[1] == '-' && !strchr(a, '=')) {
-			for (const struct option *o = long_opts; o->name; o++)
-				if (strcmp(a + 2, o->name) == 0 && o->has_arg == required_argument)
-					i++;
-			continue;
-		}
-		if (a[0] == '-')
-			continue;
-		return strcmp(a, "pair") == 0 || strcmp(a, "release") == 0 ? a : NULL;
-	}
-	return NULL;
+	return ctl_find_command(argc, argv, long_opts, names);
 }
 
 static int parse_args(int argc, char **argv, struct pair_args *a)

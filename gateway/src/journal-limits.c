@@ -91,33 +91,10 @@ struct journal_limits {
 	sqlite3_stmt *st[JL_STMT_COUNT];
 };
 
-static int jl_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return -EIO;
-	}
-}
-
 static int jl_fail(struct journal_limits *jl, int rc, const char *what)
 {
 	log_err("journal: %s: %s", what, sqlite3_errmsg(jl->db));
-	return jl_errno(rc);
+	return journal_sqlite_errno(rc);
 }
 
 int journal_limits_new(struct journal *j, struct journal_limits **ret)
@@ -139,7 +116,7 @@ int journal_limits_new(struct journal *j, struct journal_limits **ret)
 		log_err("journal: limits tables: %s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		free(jl);
-		return jl_errno(rc);
+		return journal_sqlite_errno(rc);
 	}
 	for (int i = 0; i < JL_STMT_COUNT; i++) {
 		rc = sqlite3_prepare_v3(jl->db, jl_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &jl->st[i],

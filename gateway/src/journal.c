@@ -246,7 +246,7 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static int sqlite_to_errno(int rc)
+int journal_sqlite_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -285,7 +285,7 @@ static int sqlite_to_errno(int rc)
 static int fail_sql(struct journal *j, int rc, const char *what)
 {
 	log_err("journal: %s: %s (%s)", what, sqlite3_errmsg(j->db), sqlite3_errstr(rc));
-	return sqlite_to_errno(rc);
+	return journal_sqlite_errno(rc);
 }
 
 /* Steps a statement expected to finish without rows, resets it. */
@@ -1134,7 +1134,7 @@ static int exec(struct journal *j, const char *sql)
 	if (rc != SQLITE_OK) {
 		log_err("journal: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		return sqlite_to_errno(rc);
+		return journal_sqlite_errno(rc);
 	}
 	return 0;
 }
@@ -1354,7 +1354,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	if (rc != SQLITE_OK) {
 		log_err("journal: cannot open %s: %s", path,
 			j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc));
-		r = sqlite_to_errno(rc);
+		r = journal_sqlite_errno(rc);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(j->db, 1);

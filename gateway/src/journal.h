@@ -182,6 +182,10 @@ int journal_flush(struct journal *j);
 /* Writes waiting in the open batch. */
 unsigned journal_pending(struct journal *j);
 
+/* An SQLite result code as a -errno (0 for OK, ROW and DONE), for code that
+ * uses the journal's database directly (journal_db()). */
+int journal_sqlite_errno(int rc);
+
 /* Seq ranges [ret_a[i], ret_b[i]] missing between the journaled records of
  * (serial, store_epoch) after after_seq (itself taken as present), oldest
  * first, at most max. Returns how many, or -errno. */

@@ -1548,7 +1548,8 @@ int nl_payload_result_set_time(uint32_t previous_pen_s, int64_t pen_time_ms, cJS
 	return payload_done(err, o, ret);
 }
 
-int nl_payload_result_locked(bool locked, cJSON **ret)
+/* A result of one boolean member. */
+static int result_bool(const char *key, bool v, cJSON **ret)
 {
 	int err = 0;
 	cJSON *o;
@@ -1558,22 +1559,18 @@ int nl_payload_result_locked(bool locked, cJSON **ret)
 	o = cJSON_CreateObject();
 	if (!o)
 		return -ENOMEM;
-	j_bool(&err, o, "locked", locked);
+	j_bool(&err, o, key, v);
 	return payload_done(err, o, ret);
+}
+
+int nl_payload_result_locked(bool locked, cJSON **ret)
+{
+	return result_bool("locked", locked, ret);
 }
 
 int nl_payload_result_released(bool released, cJSON **ret)
 {
-	int err = 0;
-	cJSON *o;
-
-	if (!ret)
-		return -EINVAL;
-	o = cJSON_CreateObject();
-	if (!o)
-		return -ENOMEM;
-	j_bool(&err, o, "released", released);
-	return payload_done(err, o, ret);
+	return result_bool("released", released, ret);
 }
 
 int nl_payload_result_zone(unsigned zone, cJSON **ret)
