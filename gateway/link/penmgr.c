@@ -986,6 +986,33 @@ static void catchup_start(struct pen *p)
 	racp_next(p);
 }
 
+/*
+ * Records a..b are missing: asked for by REPORT RANGE, never acknowledged
+ * past. Gaps come in ascending order; once the list is full, a new one is
+ * joined to the last (the records between come again as duplicates), so no
+ * hole is ever forgotten.
+ */
+static void gap_add(struct pen *p, uint32_t a, uint32_t b)
+{
+	struct gap *last = p->n_gaps > 0 ? &p->gaps[p->n_gaps - 1] : NULL;
+
+	if (b < a)
+		return;
+	if (last && a <= last->b + 1) {
+		if (b > last->b)
+			last->b = b;
+		return;
+	}
+	if (p->n_gaps < PEN_GAPS_MAX) {
+		p->gaps[p->n_gaps++] = (struct gap){ .a = a, .b = b };
+		return;
+	}
+	log_pen_warning(pen_name(p), "more than %d gaps open: records %" PRIu32 "..%" PRIu32
+			" asked for with %" PRIu32 "..%" PRIu32,
+			PEN_GAPS_MAX, a, b, last->a, last->b);
+	last->b = b;
+}
+
 /* Starts the next RACP procedure: open gaps first, then a pending GE. */
 static void racp_next(struct pen *p)
 {
@@ -1164,12 +1191,7 @@ static void on_record(struct pen *p, const uint8_t *raw, size_t len)
 			p->cnt.errors[PENMGR_ERR_SEQUENCE]++;
 			log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32
 					" skipped, asking again", a, b);
-			if (p->n_gaps < PEN_GAPS_MAX)
-				p->gaps[p->n_gaps++] = (struct gap){ .a = a, .b = b };
-			else
-				alert(p, PENMGR_ALERT_RECORD_GAP, a, (uint32_t)r,
-				      "records missing: epoch %08" PRIx32 ", seq %" PRIu32
-				      "..%" PRIu32, p->epoch, a, b);
+			gap_add(p, a, b);
 		}
 		if (pend_push(p, rec.hdr.seq) < 0) {
 			/* Not handed over: leave it for the next catch-up. */
@@ -1449,16 +1471,25 @@ static void load_gaps(struct pen *p, const struct nl_pen_status *st)
 		return;
 	n = pm->cb.gaps(pm->user_data, p->serial, p->epoch, after, a, b, PEN_GAPS_MAX);
 	if (n < 0) {
-		log_pen_err(pen_name(p), "open gaps unknown: %s", strerror(-n));
+		/* Not knowing the holes must not mean acknowledging past them:
+		 * everything the pen still stores is fetched again (what the
+		 * journal has comes back as duplicates). */
+		log_pen_err(pen_name(p), "open gaps unknown (%s): asking for records %" PRIu32
+			    "..%" PRIu32 " again", strerror(-n), after + 1, p->commit_hi - 1);
+		gap_add(p, after + 1, p->commit_hi - 1);
 		return;
 	}
-	for (int i = 0; i < n && p->n_gaps < PEN_GAPS_MAX; i++) {
+	for (int i = 0; i < n; i++) {
 		if (a[i] <= after || b[i] < a[i] || b[i] >= p->commit_hi)
 			continue;
 		log_pen_warning(pen_name(p), "records %" PRIu32 "..%" PRIu32
 				" still missing from the journal: asking again", a[i], b[i]);
-		p->gaps[p->n_gaps++] = (struct gap){ .a = a[i], .b = b[i] };
+		gap_add(p, a[i], b[i]);
 	}
+	/* A full answer may have left holes out: the last range asked for
+	 * reaches up to the last committed record. */
+	if (n == PEN_GAPS_MAX && p->n_gaps > 0 && p->gaps[p->n_gaps - 1].b < p->commit_hi - 1)
+		gap_add(p, p->gaps[p->n_gaps - 1].b + 1, p->commit_hi - 1);
 }
 
 /* Catch-up cursor (10.4 steps 1-3). */

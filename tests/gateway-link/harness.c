@@ -268,6 +268,8 @@ static int sink_gaps(void *user_data, const char *serial, uint32_t epoch, uint32
 	int n = 0;
 
 	CHECK(h->remember);
+	if (h->gaps_err < 0)
+		return h->gaps_err;
 	while (q <= H_SEQ_MAX && (size_t)n < max) {
 		uint32_t a;
 

@@ -107,6 +107,7 @@ struct harness {
 	/* Like the daemon's journal: the cursor is the highest seq the sink
 	 * got, and the gaps below it are reported (default: no memory). */
 	bool remember;
+	int gaps_err; /* < 0: the gaps callback fails with it (journal unreadable) */
 };
 
 void h_init(struct harness *h);

@@ -493,7 +493,7 @@ static void test_gap_kept(void)
 /* A gap still open when the gateway stops is asked for again by the next
  * run, which learns it from what was committed, and the pen is never
  * acknowledged past it meanwhile. */
-static void test_gap_restart(void)
+static void gap_restart(int gaps_err)
 {
 	static const char *const allow[] = { "NLT-K2", NULL };
 	static const struct sim_radio_ops lossy_ops = {
@@ -523,8 +523,11 @@ static void test_gap_restart(void)
 	CHECK_EQ(s->delivered[6], 1);
 
 	/* The gateway stops with the gap open and starts again: the pen still
-	 * drops seq 4 for a while, so the new run parks it too. */
+	 * drops seq 4 for a while, so the new run parks it too. When the new
+	 * run cannot read the gaps from its journal, it asks for all the pen
+	 * stores (3..5) and parks that. */
 	h_gateway_stop(&h);
+	h.gaps_err = gaps_err;
 	h_gateway_start(&h, allow);
 	h_wait(&h, cond_alert, &(struct want_alert){ "NLT-K2", PENMGR_ALERT_CATCHUP_FAILED }, 20000,
 	       "catchup_failed from the new run");
@@ -543,6 +546,51 @@ static void test_gap_restart(void)
 	CHECK_EQ(s->delivered[4], 1);
 	CHECK_EQ(s->alerts[PENMGR_ALERT_RECORD_GAP], 0);
 	sim_pen_set_radio(g->pen, lradio_server_radio_ops(), g->srv);
+	h_fini(&h);
+}
+
+static void test_gap_restart(void)
+{
+	gap_restart(0);
+}
+
+static void test_gap_restart_unknown(void)
+{
+	gap_restart(-EIO);
+}
+
+/* A journal with more holes than the pen manager keeps ranges for (here:
+ * 49 records whose commits were lost with the first run): the last range
+ * grows to take the rest, so no hole is acknowledged past, and every record
+ * is fetched again. */
+static void test_gap_overflow(void)
+{
+	static const char *const allow[] = { "NLT-K3", NULL };
+	struct harness h;
+	struct tpen *g;
+	struct sim_pen_info info;
+	struct h_seen *s;
+
+	h_init(&h);
+	h.remember = true;
+	h.mode = H_COMMIT_HOLD; /* nothing is acknowledged in the first run */
+	g = h_pen_new(&h, "NLT-K3", true);
+	h_pen_records(g, 100);
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_records, &(struct want_records){ "NLT-K3", 100 }, 60000, "100 records");
+	h_gateway_stop(&h);
+	s = h_seen(&h, "NLT-K3");
+	for (uint32_t q = 2; q < 100; q += 2)
+		s->delivered[q] = 0; /* what the journal lacks */
+
+	h.mode = H_COMMIT_DEFERRED;
+	h_gateway_start(&h, allow);
+	h_wait(&h, cond_acked, &(struct want_records){ "NLT-K3", 100 }, 60000, "ack through 100");
+	for (uint32_t q = 1; q <= 100; q++)
+		CHECK(s->delivered[q] >= 1);
+	CHECK_EQ(s->alerts[PENMGR_ALERT_RECORD_GAP], 0);
+	h_pen_info(g, &info);
+	CHECK_EQ(info.store_used, 0);
 	h_fini(&h);
 }
 
@@ -1189,7 +1237,8 @@ static const struct {
 	{ "catchup", test_catchup },   { "reconnect", test_reconnect }, { "corrupt", test_corrupt },
 	{ "allowlist", test_allowlist }, { "watchdog", test_watchdog }, { "cp", test_cp },
 	{ "gap", test_gap },	       { "gap-kept", test_gap_kept },
-	{ "gap-restart", test_gap_restart },
+	{ "gap-restart", test_gap_restart }, { "gap-restart-unknown", test_gap_restart_unknown },
+	{ "gap-overflow", test_gap_overflow },
 	{ "refuse", test_refuse },
 	{ "cp-timeout", test_cp_timeout }, { "cap", test_cap },
 };
