@@ -38,7 +38,9 @@
 #               journal commits (writes per commit, time the loop spent in
 #               them, what closed each batch: the loop going idle, the 0.25 ms
 #               delay, or size), WAL syncs and checkpoints (off the loop), outbox
-#               publishes made before their commit; CPU time per record, peak
+#               publishes made before their commit, times the outbox fell a
+#               window behind (pen input then goes first, see docs/mqtt-api.md,
+#               Delivery); CPU time per record, peak
 #               and final RSS
 #   paho        a plain Paho QoS 1 publisher, same count and size, same broker;
 #               the ratio divides the delivered rate (catch-up mode: of the
@@ -218,9 +220,10 @@ m = re.search(r"stats: journal (\d+) syncs, sync us mean (\d+) max (\d+), (\d+) 
 if m:
     print("journal: %s WAL syncs off the loop, us mean %s max %s; %s checkpoints off the loop, %.2f s"
           % (m.group(1), m.group(2), m.group(3), m.group(4), int(m.group(5)) / 1e6))
-m = re.search(r"stats: mqtt (\d+) outbox publishes, (\d+) before their commit", log)
+m = re.search(r"stats: mqtt (\d+) outbox publishes, (\d+) before their commit, \d+ acknowledged; the outbox fell a window behind (\d+) times", log)
 if m:
-    print("mqtt: %s outbox publishes, %s of them before their commit" % (m.group(1), m.group(2)))
+    print("mqtt: %s outbox publishes, %s of them before their commit; the outbox fell a window behind"
+          " (pen input first) %s times" % m.groups())
 if c:
     cpu = float(c.group(1)) + float(c.group(2))
     print("gateway cpu: %.2f s total, %.1f us per record; rss peak %d kB, at end %d kB"

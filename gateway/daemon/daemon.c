@@ -1438,8 +1438,9 @@ static void log_stats(struct daemon *d)
 
 		mqtt_get_stats(d->m, &ms);
 		log_notice("stats: mqtt %" PRIu64 " outbox publishes, %" PRIu64
-			   " before their commit, %" PRIu64 " acknowledged",
-			   ms.published, ms.early, ms.acked);
+			   " before their commit, %" PRIu64 " acknowledged; the outbox fell"
+			   " a window behind %" PRIu64 " times",
+			   ms.published, ms.early, ms.acked, ms.lazy);
 	}
 	if (d->n_lat_pub) {
 		uint32_t *v = d->lat_pub;

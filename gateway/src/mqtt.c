@@ -25,6 +25,12 @@
  * no longer than the configured timeout: with the broker unreachable the
  * will says offline anyway, and a service stop must not hang. */
 #define STOP_MAX_MS 2000u
+/* When more committed rows wait than one window holds, the broker is the
+ * bottleneck: pen input and commits go first, so pens are acknowledged (and
+ * free their stores) at the journal's pace, not the broker's; the outbox
+ * still drains whenever the loop has nothing else, and at least every
+ * PUMP_LAZY_MAX_US. */
+#define PUMP_LAZY_MAX_US 250000u
 
 enum conn_state {
 	CONN_IDLE,         /* not started, or stopped */
@@ -163,6 +169,8 @@ struct mqtt {
 	char *base;
 	sd_event_source *reconnect_timer;
 	sd_event_source *pump_defer;
+	sd_event_source *pump_timer; /* bounds the wait of a lazy pump */
+	bool pump_lazy;
 	sd_event_source *stop_timer;
 	unsigned attempts;
 	uint64_t rng;
@@ -480,8 +488,25 @@ static void schedule_reconnect(struct mqtt *m)
 
 static void schedule_pump(struct mqtt *m)
 {
-	if (m->state == CONN_CONNECTED && m->journal)
-		(void)sd_event_source_set_enabled(m->pump_defer, SD_EVENT_ONESHOT);
+	bool lazy;
+
+	if (m->state != CONN_CONNECTED || !m->journal)
+		return;
+	lazy = journal_outbox_visible_max(m->journal) - m->cursor > (int64_t)m->n_slots;
+	if (lazy != m->pump_lazy) {
+		/* Before the next pen's notifications, unless the broker is behind
+		 * (PUMP_LAZY_MAX_US): then after the journal's idle commit. */
+		(void)sd_event_source_set_priority(m->pump_defer,
+						   lazy ? SD_EVENT_PRIORITY_IDLE + 1
+							: SD_EVENT_PRIORITY_IMPORTANT);
+		m->pump_lazy = lazy;
+		if (lazy)
+			m->stats.lazy++;
+	}
+	(void)sd_event_source_set_enabled(m->pump_defer, SD_EVENT_ONESHOT);
+	if (lazy && sd_event_source_get_enabled(m->pump_timer, NULL) == 0 &&
+	    sd_event_source_set_time_relative(m->pump_timer, PUMP_LAZY_MAX_US) >= 0)
+		(void)sd_event_source_set_enabled(m->pump_timer, SD_EVENT_ONESHOT);
 }
 
 /* BASE/gateways/ID/state as docs/schemas/gateway-state.json has it, printed;
@@ -813,6 +838,7 @@ static int publish_row(const struct journal_outbox_row *row, void *userdata)
 
 static void pump(struct mqtt *m)
 {
+	(void)sd_event_source_set_enabled(m->pump_timer, SD_EVENT_OFF);
 	if (!m->journal || m->state != CONN_CONNECTED)
 		return;
 	m->send_blocked = false;
@@ -845,6 +871,12 @@ static void pump(struct mqtt *m)
 }
 
 static int on_pump(sd_event_source *s, void *userdata)
+{
+	pump(userdata);
+	return 0;
+}
+
+static int on_pump_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	pump(userdata);
 	return 0;
@@ -1337,8 +1369,14 @@ int mqtt_new(sd_event *e, const struct config *c, struct journal *j, struct mqtt
 		goto fail;
 	(void)sd_event_source_set_enabled(m->pump_defer, SD_EVENT_OFF);
 	/* Before the next pen's notifications: a committed row goes out
-	 * without waiting behind reads that were already pending. */
+	 * without waiting behind reads that were already pending (unless the
+	 * broker is behind, see PUMP_LAZY_MAX_US). */
 	(void)sd_event_source_set_priority(m->pump_defer, SD_EVENT_PRIORITY_IMPORTANT);
+	r = sd_event_add_time_relative(e, &m->pump_timer, CLOCK_MONOTONIC, PUMP_LAZY_MAX_US, 1000,
+				       on_pump_timer, m);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(m->pump_timer, SD_EVENT_OFF);
 
 	/* No Paho persistence: the journal is the store. No offline buffering:
 	 * while disconnected we publish nothing. */
@@ -1397,6 +1435,7 @@ void mqtt_free(struct mqtt *m)
 	sd_event_source_disable_unref(m->reconnect_timer);
 	sd_event_source_disable_unref(m->stop_timer);
 	sd_event_source_disable_unref(m->pump_defer);
+	sd_event_source_disable_unref(m->pump_timer);
 	sd_event_source_disable_unref(m->quarantine_timer);
 	sd_event_source_disable_unref(m->retry_timer);
 	free(m->refused);

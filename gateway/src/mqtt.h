@@ -138,6 +138,7 @@ struct mqtt_stats {
 	uint64_t acked;      /* outbox rows marked sent */
 	uint64_t failed;     /* outbox publishes that failed or were refused (retried) */
 	uint64_t early;      /* of published, handed to Paho before their commit */
+	uint64_t lazy;       /* times the outbox fell a window behind and pen input went first */
 	unsigned inflight;   /* QoS 1 rows awaiting PUBACK */
 };
 void mqtt_get_stats(const struct mqtt *m, struct mqtt_stats *ret);

@@ -6,14 +6,18 @@
  * produced and acknowledged by the broker (after a graceful MQTT stop).
  * Restarted after a SIGKILL it resumes from what its journal committed.
  * It answers requests on BASE/pens/+/request/+ with "pong:" + payload.
+ * With "busy", a source at normal priority is always pending, as a pen
+ * streaming without pause would be: the loop never goes idle.
  *
- * usage: nlgw-test-publisher CONFIG COUNT [ROWS]
+ * usage: nlgw-test-publisher CONFIG COUNT [ROWS [busy]]
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include "config.h"
 #include "journal.h"
@@ -124,6 +128,13 @@ static void on_connected(struct mqtt *m, void *userdata)
 						      .retain = true });
 }
 
+/* Always readable, never read: pending again after each dispatch, like a
+ * pen's radio socket under a stream that does not pause. */
+static int on_busy(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	stop(userdata);
@@ -133,13 +144,14 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 int main(int argc, char **argv)
 {
 	struct app a = { 0 };
-	sd_event_source *tick = NULL;
+	sd_event_source *tick = NULL, *busy = NULL;
+	struct mqtt_stats ms;
 	sigset_t mask;
 	uint64_t total = 0;
 	int r;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s CONFIG COUNT [ROWS]\n", argv[0]);
+		fprintf(stderr, "usage: %s CONFIG COUNT [ROWS [busy]]\n", argv[0]);
 		return 2;
 	}
 	a.count = strtoull(argv[2], NULL, 10);
@@ -189,11 +201,22 @@ int main(int argc, char **argv)
 	r = sd_event_add_time_relative(a.event, &tick, CLOCK_MONOTONIC, 0, 1, on_tick, &a);
 	if (r < 0)
 		return 1;
+	if (argc > 4 && strcmp(argv[4], "busy") == 0) {
+		int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+
+		if (efd < 0 || sd_event_add_io(a.event, &busy, efd, EPOLLIN, on_busy, &a) < 0 ||
+		    sd_event_source_set_io_fd_own(busy, true) < 0)
+			return 1;
+	}
 	r = mqtt_start(a.mqtt);
 	if (r < 0)
 		return 1;
 	r = sd_event_loop(a.event);
 
+	mqtt_get_stats(a.mqtt, &ms);
+	log_info("publisher: the outbox fell a window behind %llu times",
+		 (unsigned long long)ms.lazy);
+	sd_event_source_disable_unref(busy);
 	sd_event_source_disable_unref(tick);
 	mqtt_free(a.mqtt);
 	journal_close(a.journal);

@@ -17,6 +17,11 @@
  *                                       restarted on the same port
  *   test-mqtt PUBLISHER publisher-kill  publisher SIGKILLed mid-stream,
  *                                       restarted: nothing lost, same ids
+ *   test-mqtt PUBLISHER busy-loop       the publisher's loop never idles (a
+ *                                       source always pending) and rows come
+ *                                       faster than the window drains: the
+ *                                       outbox falls behind, pen input goes
+ *                                       first, and it still drains, in order
  *   test-mqtt PUBLISHER refused-retry   the broker's ACL refuses the stream
  *                                       (MQTT 5 PUBACK "not authorized")
  *                                       until the test allows it (SIGHUP):
@@ -60,6 +65,7 @@ enum scenario {
 	SC_BROKER_RESTART,
 	SC_PUBLISHER_KILL,
 	SC_REFUSED_RETRY,
+	SC_BUSY_LOOP,
 };
 
 enum sub_ev_kind {
@@ -91,6 +97,7 @@ struct test {
 	int tls_port;
 	uint64_t count;
 	const char *rows;
+	const char *busy; /* publisher's 4th argument, or NULL */
 
 	pid_t broker_pid;
 	sd_event_source *broker_src;
@@ -227,7 +234,8 @@ static int on_pub_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 static void start_publisher(void)
 {
 	char count[32];
-	char *argv[] = { (char *)"nlgw-test-publisher", T.pub_conf, count, (char *)T.rows, NULL };
+	char *argv[] = { (char *)"nlgw-test-publisher", T.pub_conf, count, (char *)T.rows,
+			 (char *)T.busy, NULL };
 
 	snprintf(count, sizeof(count), "%llu", (unsigned long long)T.count);
 	T.pub_pid = spawn(T.publisher, argv, "publisher.log");
@@ -772,7 +780,7 @@ int main(int argc, char **argv)
 	if (argc != 4) {
 		fprintf(stderr,
 			"usage: %s PUBLISHER basic|basic-311|basic-tls|broker-restart|publisher-kill|"
-			"refused-retry SOURCE_DIR\n",
+			"refused-retry|busy-loop SOURCE_DIR\n",
 			argv[0]);
 		return 2;
 	}
@@ -807,6 +815,11 @@ int main(int argc, char **argv)
 		T.sc = SC_REFUSED_RETRY;
 		T.count = 1000;
 		T.rows = "20";
+	} else if (!strcmp(argv[2], "busy-loop")) {
+		T.sc = SC_BUSY_LOOP;
+		T.count = 2000;
+		T.rows = "500";
+		T.busy = "busy";
 	} else {
 		return 2;
 	}
@@ -880,6 +893,12 @@ int main(int argc, char **argv)
 		CHECK(T.offline_after_fault >= 1); /* the will */
 		CHECK(T.online_after_fault >= 1);
 		CHECK(T.n_will >= 1);
+		break;
+	case SC_BUSY_LOOP:
+		CHECK_INT(T.total, T.count);
+		CHECK(T.in_order);
+		CHECK(count_in_log("outbox fell a window behind 0 times", NULL) == 0);
+		CHECK_INT(count_in_log("outbox fell a window behind", NULL), 1);
 		break;
 	case SC_REFUSED_RETRY:
 		CHECK(T.acl_opened);
