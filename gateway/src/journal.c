@@ -19,6 +19,11 @@
 
 #define DEFAULT_BATCH_MAX 1000
 #define DEFAULT_BATCH_DELAY_US 250
+/* A batch closed by its age means the loop never went idle meanwhile: the
+ * next one may wait twice as long, up to this many times the delay, so a
+ * busy gateway commits (and syncs) fewer, larger batches; one closed by the
+ * loop going idle brings the delay back. */
+#define BATCH_DELAY_GROWTH_MAX 4
 #define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
 /* Outbox ids reserved ahead, durably (in sqlite_sequence): an id may be
  * published once it is below the durable reservation, so a crash before
@@ -196,6 +201,7 @@ struct journal {
 	sd_event_source *defer; /* runs finished waiters from the loop */
 	unsigned batch_max;
 	uint64_t batch_delay_us;
+	uint64_t cur_delay_us; /* of the open batch: batch_delay_us .. x BATCH_DELAY_GROWTH_MAX */
 	bool in_tx;
 	unsigned pending;
 	int last_result; /* of the last batch, for waiters added with none open */
@@ -620,7 +626,8 @@ static int begin_write(struct journal *j)
 	j->in_tx = true;
 	j->pending = 0;
 	j->batch_start_us = mono_us();
-	r = sd_event_source_set_time_relative(j->timer, j->batch_delay_us);
+	/* From now, not from the loop's cached time of this iteration. */
+	r = sd_event_source_set_time(j->timer, j->batch_start_us + j->cur_delay_us);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(j->timer, SD_EVENT_ONESHOT);
 	if (r < 0)
@@ -638,7 +645,17 @@ static int begin_write(struct journal *j)
  * events already queued. */
 static bool batch_due(const struct journal *j)
 {
-	return j->pending >= j->batch_max || mono_us() - j->batch_start_us >= j->batch_delay_us;
+	return j->pending >= j->batch_max || mono_us() - j->batch_start_us >= j->cur_delay_us;
+}
+
+/* The open batch reached its delay with the loop busy all along. */
+static void delay_grow(struct journal *j)
+{
+	if (j->cur_delay_us < j->batch_delay_us * BATCH_DELAY_GROWTH_MAX) {
+		j->cur_delay_us *= 2;
+		if (j->cur_delay_us > j->batch_delay_us * BATCH_DELAY_GROWTH_MAX)
+			j->cur_delay_us = j->batch_delay_us * BATCH_DELAY_GROWTH_MAX;
+	}
 }
 
 static int end_write(struct journal *j, int r)
@@ -649,7 +666,11 @@ static int end_write(struct journal *j, int r)
 	}
 	j->pending++;
 	if (!j->held && batch_due(j)) {
-		int f = journal_flush(j);
+		int f;
+
+		if (j->pending < j->batch_max)
+			delay_grow(j);
+		f = journal_flush(j);
 		if (f < 0)
 			return f;
 	}
@@ -699,6 +720,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	struct journal *j = userdata;
 
 	j->stats.by_timer += j->in_tx;
+	if (j->in_tx)
+		delay_grow(j);
 	(void)journal_flush(j);
 	return 0;
 }
@@ -708,6 +731,7 @@ static int on_idle(sd_event_source *s, void *userdata)
 	struct journal *j = userdata;
 
 	j->stats.by_idle += j->in_tx;
+	j->cur_delay_us = j->batch_delay_us;
 	(void)journal_flush(j);
 	return 0;
 }
@@ -949,8 +973,11 @@ void journal_hold(struct journal *j)
 
 int journal_release(struct journal *j)
 {
-	if (j->held > 0 && --j->held == 0 && j->in_tx && batch_due(j))
+	if (j->held > 0 && --j->held == 0 && j->in_tx && batch_due(j)) {
+		if (j->pending < j->batch_max)
+			delay_grow(j);
 		return journal_flush(j);
+	}
 	return 0;
 }
 
@@ -1347,6 +1374,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	j->batch_max = opts && opts->batch_max ? opts->batch_max : DEFAULT_BATCH_MAX;
 	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us
 							 : DEFAULT_BATCH_DELAY_US;
+	j->cur_delay_us = j->batch_delay_us;
 
 	make_parent(path);
 	rc = sqlite3_open_v2(path, &j->db,

@@ -13,7 +13,8 @@
  * commits as soon as the loop has nothing else ready to dispatch (an idle
  * priority event source: whatever arrived meanwhile, e.g. during the previous
  * commit's sync, joins the batch), when batch_max writes are pending, or
- * batch_delay_us after that first write if the loop never goes idle,
+ * a delay after that first write if the loop never goes idle (batch_delay_us,
+ * growing while the loop stays busy, see journal_options),
  * whichever comes first (or on journal_flush()). journal_commit() registers a
  * callback that runs, from the loop, once everything written before the call
  * is durable (result 0) or once its transaction failed (result -errno,
@@ -57,7 +58,9 @@ struct journal;
 
 struct journal_options {
 	unsigned batch_max;      /* writes per transaction, 0: 1000 */
-	uint64_t batch_delay_us; /* longest commit delay after a batch's first write, 0: 5000 */
+	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 250; doubles
+				  * (up to 16 times) after each batch the loop stayed busy
+				  * through, back to this once it goes idle */
 };
 
 /* Opens (creating if needed) and migrates the database at path; a missing

@@ -622,6 +622,45 @@ static void test_batch_age(void)
 	journal_close(j);
 }
 
+/* A batch closed by its age (the loop stayed busy) lets the next one wait
+ * twice as long; one closed by the loop going idle brings the delay back. */
+static void test_batch_delay_grows(void)
+{
+	struct journal_options opts = { .batch_max = 1000, .batch_delay_us = 100000 };
+	char *path = db_path("grow.db");
+	struct journal *j;
+	struct journal_record r;
+	uint32_t seq = 0;
+
+	CHECK_INT(journal_open(loop, path, &opts, &j), 0);
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	usleep(150000); /* past 100 ms: closed by age at the next write */
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	CHECK_INT(committed_rows(path, "records"), 2);
+
+	/* Now 200 ms: 150 ms is not enough. */
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	usleep(150000);
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	CHECK_INT(committed_rows(path, "records"), 2);
+	CHECK_INT(journal_pending(j), 2);
+
+	/* The loop goes idle: committed, and the delay is 100 ms again. */
+	wait_commit(j);
+	CHECK_INT(committed_rows(path, "records"), 4);
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	usleep(150000);
+	r = rec("NL-GROW", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	CHECK_INT(committed_rows(path, "records"), 6);
+	journal_close(j);
+}
+
 /* Holes between journaled seqs: what an earlier run left open. */
 static void test_missing(void)
 {
@@ -721,6 +760,7 @@ int main(void)
 	test_record_outbox();
 	test_migrate_v1();
 	test_batch_age();
+	test_batch_delay_grows();
 	test_missing();
 	{
 		/* a missing directory is created */
