@@ -428,17 +428,18 @@ static void lossy_disconnect(void *radio)
 	lradio_server_radio_ops()->disconnect(((struct lossy *)radio)->srv);
 }
 
+static const struct sim_radio_ops lossy_ops = {
+	.notify = lossy_notify,
+	.indicate = lossy_indicate,
+	.disconnect = lossy_disconnect,
+};
+
 /* A record lost on the way every time it is sent is asked for again a few
  * times, then left on the pen: never acknowledged past while the pen holds
  * it, and fetched on the next connection. */
 static void test_gap_kept(void)
 {
 	static const char *const allow[] = { "NLT-K1", NULL };
-	static const struct sim_radio_ops lossy_ops = {
-		.notify = lossy_notify,
-		.indicate = lossy_indicate,
-		.disconnect = lossy_disconnect,
-	};
 	struct harness h;
 	struct tpen *g;
 	struct lossy lossy;
@@ -496,11 +497,6 @@ static void test_gap_kept(void)
 static void gap_restart(int gaps_err)
 {
 	static const char *const allow[] = { "NLT-K2", NULL };
-	static const struct sim_radio_ops lossy_ops = {
-		.notify = lossy_notify,
-		.indicate = lossy_indicate,
-		.disconnect = lossy_disconnect,
-	};
 	struct harness h;
 	struct tpen *g;
 	struct lossy lossy;
