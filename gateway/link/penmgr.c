@@ -1474,9 +1474,11 @@ static void load_gaps(struct pen *p, const struct nl_pen_status *st)
 		/* Not knowing the holes must not mean acknowledging past them:
 		 * everything the pen still stores is fetched again (what the
 		 * journal has comes back as duplicates). */
-		log_pen_err(pen_name(p), "open gaps unknown (%s): asking for records %" PRIu32
-			    "..%" PRIu32 " again", strerror(-n), after + 1, p->commit_hi - 1);
-		gap_add(p, after + 1, p->commit_hi - 1);
+		if (after + 1 < p->commit_hi) {
+			log_pen_err(pen_name(p), "open gaps unknown (%s): asking for records %" PRIu32
+				    "..%" PRIu32 " again", strerror(-n), after + 1, p->commit_hi - 1);
+			gap_add(p, after + 1, p->commit_hi - 1);
+		}
 		return;
 	}
 	for (int i = 0; i < n; i++) {

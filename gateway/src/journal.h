@@ -59,7 +59,7 @@ struct journal;
 struct journal_options {
 	unsigned batch_max;      /* writes per transaction, 0: 1000 */
 	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 250; doubles
-				  * (up to 16 times) after each batch the loop stayed busy
+				  * (up to 4 times) after each batch the loop stayed busy
 				  * through, back to this once it goes idle */
 };
 
