@@ -37,7 +37,7 @@
 #               Paho, and to its commit callback (durable), percentiles in us;
 #               journal commits (writes per commit, time the loop spent in
 #               them, what closed each batch: the loop going idle, the delay
-#               timer (0.25 ms, up to 1 ms while the loop stays busy), or size
+#               timer (0.25 ms, up to 1 ms once the loop stays busy for 10 ms), or size
 #               and the delay seen at the next write), WAL syncs and checkpoints (off the loop), outbox
 #               publishes made before their commit, times the outbox fell a
 #               window behind (pen input then goes first, see docs/mqtt-api.md,

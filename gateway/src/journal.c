@@ -19,11 +19,14 @@
 
 #define DEFAULT_BATCH_MAX 1000
 #define DEFAULT_BATCH_DELAY_US 250
-/* A batch closed by its age means the loop never went idle meanwhile: the
- * next one may wait twice as long, up to this many times the delay, so a
- * busy gateway commits (and syncs) fewer, larger batches; one closed by the
- * loop going idle brings the delay back. */
+/* A batch closed by its age means the loop never went idle meanwhile. Once
+ * the loop has been busy like that for a while (DEFAULT_BUSY_GROW_US: a
+ * catch-up, not a burst of live records, whose latency would suffer), each
+ * such batch lets the next one wait twice as long, up to
+ * BATCH_DELAY_GROWTH_MAX times the delay: a busy gateway commits (and syncs)
+ * fewer, larger batches. The loop going idle brings it back. */
 #define BATCH_DELAY_GROWTH_MAX 4
+#define DEFAULT_BUSY_GROW_US 10000
 #define BUSY_TIMEOUT_MS 100 /* another process (sqlite3 CLI) may hold a lock */
 /* Outbox ids reserved ahead, durably (in sqlite_sequence): an id may be
  * published once it is below the durable reservation, so a crash before
@@ -202,6 +205,8 @@ struct journal {
 	unsigned batch_max;
 	uint64_t batch_delay_us;
 	uint64_t cur_delay_us; /* of the open batch: batch_delay_us .. x BATCH_DELAY_GROWTH_MAX */
+	uint64_t busy_grow_us;  /* busy this long before the delay grows */
+	uint64_t busy_since_us; /* start of the first batch closed by age since idle, 0: none */
 	bool in_tx;
 	unsigned pending;
 	int last_result; /* of the last batch, for waiters added with none open */
@@ -651,7 +656,10 @@ static bool batch_due(const struct journal *j)
 /* The open batch reached its delay with the loop busy all along. */
 static void delay_grow(struct journal *j)
 {
-	if (j->cur_delay_us < j->batch_delay_us * BATCH_DELAY_GROWTH_MAX) {
+	if (!j->busy_since_us)
+		j->busy_since_us = j->batch_start_us;
+	if (mono_us() - j->busy_since_us >= j->busy_grow_us &&
+	    j->cur_delay_us < j->batch_delay_us * BATCH_DELAY_GROWTH_MAX) {
 		j->cur_delay_us *= 2;
 		if (j->cur_delay_us > j->batch_delay_us * BATCH_DELAY_GROWTH_MAX)
 			j->cur_delay_us = j->batch_delay_us * BATCH_DELAY_GROWTH_MAX;
@@ -732,6 +740,7 @@ static int on_idle(sd_event_source *s, void *userdata)
 
 	j->stats.by_idle += j->in_tx;
 	j->cur_delay_us = j->batch_delay_us;
+	j->busy_since_us = 0;
 	(void)journal_flush(j);
 	return 0;
 }
@@ -1375,6 +1384,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us
 							 : DEFAULT_BATCH_DELAY_US;
 	j->cur_delay_us = j->batch_delay_us;
+	j->busy_grow_us = opts && opts->busy_grow_us ? opts->busy_grow_us : DEFAULT_BUSY_GROW_US;
 
 	make_parent(path);
 	rc = sqlite3_open_v2(path, &j->db,

@@ -58,9 +58,11 @@ struct journal;
 
 struct journal_options {
 	unsigned batch_max;      /* writes per transaction, 0: 1000 */
-	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 250; doubles
-				  * (up to 4 times) after each batch the loop stayed busy
-				  * through, back to this once it goes idle */
+	uint64_t batch_delay_us; /* commit delay after a batch's first write, 0: 250; once
+				  * the loop has stayed busy through batches for
+				  * busy_grow_us, doubles (up to 4 times) after each such
+				  * batch, back to this once the loop goes idle */
+	uint64_t busy_grow_us;   /* 0: 10000 (a burst of live records keeps the short delay) */
 };
 
 /* Opens (creating if needed) and migrates the database at path; a missing

@@ -661,6 +661,54 @@ static void test_batch_delay_grows(void)
 	journal_close(j);
 }
 
+/* A loop busy for less than busy_grow_us (a burst of live records) keeps
+ * the short delay: every batch still closes after batch_delay_us. Once it has
+ * been busy for longer, the delay grows. */
+static void test_batch_delay_burst(void)
+{
+	struct journal_options opts = { .batch_max = 1000,
+					.batch_delay_us = 100000,
+					.busy_grow_us = 1000000 };
+	char *path = db_path("burst.db");
+	struct journal *j;
+	struct journal_record r;
+	uint32_t seq = 0;
+	int want = 1;
+
+	CHECK_INT(journal_open(loop, path, &opts, &j), 0);
+	r = rec("NL-BURST", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	/* Busy for 3 x 150 ms, each batch closed by its age at the next
+	 * write: with a grown delay (200 ms) the second would stay open. */
+	for (int i = 0; i < 3; i++) {
+		usleep(150000);
+		r = rec("NL-BURST", 1, ++seq, 1);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+		want++;
+		CHECK_INT(committed_rows(path, "records"), want);
+		CHECK_INT(journal_pending(j), 0);
+		r = rec("NL-BURST", 1, ++seq, 1);
+		CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+		want++;
+	}
+	/* Past a second of business: the delay doubles after this batch. */
+	usleep(700000);
+	r = rec("NL-BURST", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	want++;
+	CHECK_INT(committed_rows(path, "records"), want);
+	r = rec("NL-BURST", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	usleep(150000);
+	r = rec("NL-BURST", 1, ++seq, 1);
+	CHECK_INT(journal_add_record(j, &r), JOURNAL_ADDED);
+	CHECK_INT(committed_rows(path, "records"), want);
+	CHECK_INT(journal_pending(j), 2);
+	wait_commit(j);
+	CHECK_INT(committed_rows(path, "records"), want + 2);
+	journal_close(j);
+}
+
 /* Holes between journaled seqs: what an earlier run left open. */
 static void test_missing(void)
 {
@@ -761,6 +809,7 @@ int main(void)
 	test_migrate_v1();
 	test_batch_age();
 	test_batch_delay_grows();
+	test_batch_delay_burst();
 	test_missing();
 	{
 		/* a missing directory is created */
