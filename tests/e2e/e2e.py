@@ -72,9 +72,10 @@ class Env:
     def path(self, *p):
         return os.path.join(self.tmp, *p)
 
-    def spawn(self, key, argv, log):
+    def spawn(self, key, argv, log, env=None):
         f = open(self.path(log), "ab")
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=self.tmp)
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=self.tmp,
+                             env=None if env is None else {**os.environ, **env})
         f.close()
         self.procs[key] = p
         return p
@@ -151,13 +152,13 @@ class Env:
         return out
 
     # ---- gateway ----
-    def start_gw(self, *extra):
+    def start_gw(self, *extra, env=None):
         return self.spawn("gw", [self.gwd, "--config", "/dev/null", "--id", "e2e-gw",
                                  "--port", str(self.port), "--host", "127.0.0.1",
                                  "--journal", self.path("journal.db"), "--allow", "*",
                                  "--sim-dir", self.path("radio"), "--log-level", "info",
                                  "--health-interval", "1", *extra],
-                          "gw.log")
+                          "gw.log", env=env)
 
     def gw_log(self):
         with open(self.path("gw.log"), errors="replace") as f:
@@ -747,7 +748,65 @@ def case_release(env):
           "an unknown pen: failed, pen_offline (%s)" % r)
 
 
+def case_systemd(env):
+    """What deploy/needlelinkd.service relies on (Type=notify, WatchdogSec):
+    READY=1 once the journal is open and the loop runs, WATCHDOG=1 from the
+    loop at least every half interval, none while the loop is stopped, and
+    STOPPING=1 on SIGTERM. The test plays systemd's notify socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(env.path("notify.sock"))
+    sock.settimeout(0.2)
+    got = []  # (monotonic time, message)
+
+    def drain(until):
+        while time.monotonic() < until:
+            try:
+                data = sock.recv(4096)
+            except socket.timeout:
+                continue
+            got.append((time.monotonic(), data.decode(errors="replace")))
+
+    def first(msg):
+        return next((t for t, m in got if msg in m.split("\n")), None)
+
+    env.start_broker()
+    env.start_sub()
+    wd_us = 400000
+    env.start_gw(env={"NOTIFY_SOCKET": env.path("notify.sock"), "WATCHDOG_USEC": str(wd_us)})
+    deadline = time.monotonic() + 20
+    while first("READY=1") is None and time.monotonic() < deadline:
+        drain(time.monotonic() + 0.2)
+    ready = first("READY=1")
+    check(ready is not None, "READY=1 within 20 s of the start")
+    check(os.path.exists(env.path("journal.db")), "the journal exists when READY=1 is sent")
+    drain(time.monotonic() + 3)
+    pings = [t for t, m in got if "WATCHDOG=1" in m.split("\n") and t >= ready]
+    check(len(pings) >= 6, "WATCHDOG=1 at least every half interval: %d pings in 3 s with "
+          "WATCHDOG_USEC=%d" % (len(pings), wd_us))
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    # A bound, not a timing claim: systemd acts at the full interval.
+    check(max(gaps) < wd_us / 1e6, "no gap between pings reaches the interval (max %.3f s)"
+          % max(gaps))
+    # A stopped loop pings no more: what lets systemd restart a hung daemon.
+    env.procs["gw"].send_signal(signal.SIGSTOP)
+    drain(time.monotonic() + 0.3)
+    n = len(got)
+    drain(time.monotonic() + 1.5)
+    stalled = [m for t, m in got[n:] if "WATCHDOG=1" in m.split("\n")]
+    env.procs["gw"].send_signal(signal.SIGCONT)
+    check(not stalled, "no WATCHDOG=1 while the daemon is stopped (%d)" % len(stalled))
+    drain(time.monotonic() + 1.5)
+    check(any("WATCHDOG=1" in m.split("\n") for t, m in got[n:]),
+          "pings again once the daemon runs")
+    rc = env.stop("gw")
+    check(rc == 0, "needlelinkd exits 0 on SIGTERM (%s)" % rc)
+    drain(time.monotonic() + 0.5)
+    check(first("STOPPING=1") is not None, "STOPPING=1 on SIGTERM")
+    sock.close()
+
+
 CASES = {
+    "systemd": case_systemd,
     "mqtt311": case_mqtt311,
     "records": case_records,
     "link-loss": case_link_loss,
