@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libdbus-1-dev libsystemd-dev libpaho-mqtt-dev libcjson-dev libsqlite3-dev
 	libbluetooth-dev libinih-dev)
 run_pkgs=(mosquitto mosquitto-clients)
-test_pkgs=(python3-jsonschema openssl)
+test_pkgs=(python3-jsonschema openssl systemd)
 # The bluez-vm tier: a Debian kernel booted in qemu with the real BlueZ inside.
 vm_pkgs=(qemu-system-x86 linux-image-amd64 bluez bluez-test-tools dbus busybox-static kmod cpio
 	python3-dbus python3-gi)
