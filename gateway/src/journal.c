@@ -540,7 +540,10 @@ static void *syncer_main(void *userdata)
 		sy->done_gen = gen;
 		sy->done_err = err;
 		sy->done_us = dt;
-		pthread_mutex_unlock(&sy->lock);
+		/* Still holding the lock: the wait at the top of the loop needs
+		 * it, or a request made between its check and the wait (the
+		 * loop answers this very wakeup with one) would be lost, and
+		 * nothing would ever be durable again. */
 		while (write(sy->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
 	}
