@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds NeedleLink twice (plain and with
-# ASan+UBSan) and runs every test through ctest. Exits non-zero when any
+# Installs what is missing, builds NeedleLink three times (plain, with
+# ASan+UBSan, with TSan) and runs every test through ctest. Exits non-zero when any
 # build or test fails.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,4 +27,9 @@ run_tier plain ""
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_tier sanitize "-LE bluez-vm" -DNL_SANITIZE=ON -DCMAKE_C_COMPILER=clang
+# ThreadSanitizer where threads meet: Paho's callbacks and the loop (queue,
+# mqtt), the journal's syncer thread; the daemon under it end to end. The
+# fuzz replays and the VM run no threads of ours.
+TSAN_OPTIONS=halt_on_error=1 \
+	run_tier tsan "-LE bluez-vm|fuzz-replay" -DNL_TSAN=ON -DCMAKE_C_COMPILER=clang
 echo "=== all tiers passed"

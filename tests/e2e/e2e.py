@@ -836,7 +836,8 @@ def main():
             if os.path.exists(env.path(log)):
                 text = open(env.path(log), errors="replace").read()
                 check("AddressSanitizer" not in text and "runtime error:" not in text
-                      and "LeakSanitizer" not in text, "no sanitizer report in %s" % log)
+                      and "LeakSanitizer" not in text and "ThreadSanitizer" not in text,
+                      "no sanitizer report in %s" % log)
         ok = True
     except Failure as e:
         print("FAIL: %s" % e, flush=True)

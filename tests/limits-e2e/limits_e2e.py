@@ -983,7 +983,8 @@ def main():
         if os.path.exists(env.path("gw.log")):
             text = env.gw_log()
             check("AddressSanitizer" not in text and "runtime error:" not in text
-                  and "LeakSanitizer" not in text, "no sanitizer report in gw.log")
+                  and "LeakSanitizer" not in text and "ThreadSanitizer" not in text,
+                  "no sanitizer report in gw.log")
         ok = True
     except Failure as e:
         print("FAIL: %s" % e, flush=True)
