@@ -72,7 +72,8 @@ struct daemon {
 	struct mqtt *m;
 	struct transport *t;
 	struct penmgr *pm;
-	sd_event_source *health_timer, *exit_timer;
+	sd_event_source *health_timer, *exit_timer, *sync_watch;
+	bool sync_stalled; /* journal_sync_stalled raised, not yet journal_sync_back */
 	sd_event_source *state_timer; /* coalesces pen state publishes */
 	const char *gw_id, *base;
 	int64_t started_ms;
@@ -138,6 +139,10 @@ void kick_cb(int result, void *userdata);
 int outbox_json(struct daemon *d, const char *topic, cJSON *json, int64_t *ret_id);
 /* Journals an alert for the outbox and asks for a commit. */
 void raise_alert(struct daemon *d, const char *serial, const struct alert_in *in);
+/* An alert of the gateway itself (action warn, no zone, no unit) on
+ * BASE/gateways/GW/alerts, with the gateway id as serial; journaled too. */
+void raise_gw_alert(struct daemon *d, const char *rule, enum nl_payload_severity sev,
+		    const char *msg);
 cJSON *pen_state_json(const struct penmgr_snapshot *s);
 void publish_pen_state(struct daemon *d, const char *serial, bool force);
 void pending_req_free(void *userdata);

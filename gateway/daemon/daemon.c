@@ -28,6 +28,8 @@
 #include "needlelink/record.h"
 
 #define OUTBOX_KEEP_MS (3600LL * 1000) /* sent outbox rows kept one hour */
+#define SYNC_WATCH_US 1000000ULL         /* the journal's sync checked each second */
+#define SYNC_STALL_US (10ULL * 1000000)  /* a sync this long is journal_sync_stalled */
 
 
 
@@ -142,6 +144,35 @@ int outbox_json(struct daemon *d, const char *topic, cJSON *json, int64_t *ret_i
 
 /* ---- alerts -------------------------------------------------------------- */
 
+
+void raise_gw_alert(struct daemon *d, const char *rule, enum nl_payload_severity sev,
+		    const char *msg)
+{
+	char topic[TOPIC_MAX], id[128];
+	cJSON *json;
+
+	if (gw_topic(d, "alerts", topic, sizeof(topic)) < 0)
+		return;
+	snprintf(id, sizeof(id), "%s:gw:%" PRId64 ":%" PRIu32, d->gw_id, d->started_ms,
+		 ++d->gw_alerts);
+	if (nl_payload_alert(&(struct nl_payload_alert){ .serial = d->gw_id,
+							 .at_ms = journal_now_ms(),
+							 .alert_id = id,
+							 .rule = rule,
+							 .severity = sev,
+							 .action = NL_PAYLOAD_ACTION_WARN,
+							 .result = NL_PAYLOAD_RESULT_APPLIED,
+							 .unit = NL_PAYLOAD_UNIT_NONE,
+							 .message = msg },
+			     &json) < 0)
+		return;
+	if (outbox_json(d, topic, json, NULL) < 0) {
+		log_err("alert %s: journal failed", rule);
+		return;
+	}
+	if (journal_commit(d->j, kick_cb, d) < 0)
+		log_err("journal: commit request failed");
+}
 
 /* Journals an alert for the outbox and asks for a commit (then a kick). */
 void raise_alert(struct daemon *d, const char *serial, const struct alert_in *in)
@@ -497,6 +528,35 @@ static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		(void)journal_commit(d->j, kick_cb, d);
 	}
 	(void)sd_event_source_set_time(s, usec + iv);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ON);
+	return 0;
+}
+
+/* A disk that stops completing syncs (a failing SD card) stops every pen's
+ * acknowledgement while records still flow to MQTT: the loop and the
+ * systemd watchdog are fine, so nothing else would tell. Checked each
+ * second; raised once, and once more when syncs complete again. */
+static int on_sync_watch(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+	uint64_t w = journal_sync_wait_us(d->j);
+	char msg[200];
+
+	if (!d->sync_stalled && w >= SYNC_STALL_US) {
+		d->sync_stalled = true;
+		snprintf(msg, sizeof(msg),
+			 "the journal's disk has not finished a sync for %" PRIu64
+			 " s: records are not acknowledged to pens, whose stores fill up",
+			 w / 1000000);
+		log_crit("journal: %s", msg);
+		raise_gw_alert(d, "journal_sync_stalled", NL_PAYLOAD_SEVERITY_CRITICAL, msg);
+	} else if (d->sync_stalled && w < SYNC_STALL_US) {
+		d->sync_stalled = false;
+		snprintf(msg, sizeof(msg), "the journal's disk completes syncs again");
+		log_notice("journal: %s", msg);
+		raise_gw_alert(d, "journal_sync_back", NL_PAYLOAD_SEVERITY_INFO, msg);
+	}
+	(void)sd_event_source_set_time(s, usec + SYNC_WATCH_US);
 	(void)sd_event_source_set_enabled(s, SD_EVENT_ON);
 	return 0;
 }
@@ -1589,6 +1649,10 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 			      0, on_health_timer, &d);
 	if (r < 0)
 		goto out;
+	r = sd_event_add_time(d.e, &d.sync_watch, CLOCK_MONOTONIC, now + SYNC_WATCH_US, 0,
+			      on_sync_watch, &d);
+	if (r < 0)
+		goto out;
 
 	log_notice("needlelinkd %s started: gateway %s, base topic %s, journal %s, transport %s",
 		   opts->version, d.gw_id, d.base, config_str(cfg, CONFIG_GATEWAY_JOURNAL),
@@ -1600,6 +1664,7 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 	log_stats(&d);
 out:
 	sd_event_source_unref(d.health_timer);
+	sd_event_source_unref(d.sync_watch);
 	sd_event_source_unref(d.exit_timer);
 	sd_event_source_unref(d.state_timer);
 	penmgr_free(d.pm); /* pending CP callbacks run (-ECANCELED) */

@@ -215,38 +215,10 @@ static void pen_alert(struct dpair *p, const char *serial, const char *rule,
 					.message = msg });
 }
 
-/* An alert of the gateway itself: alert.json on BASE/gateways/GW/alerts,
- * with the gateway id as serial. */
 static void gw_alert(struct dpair *p, const char *rule, enum nl_payload_severity sev,
 		     const char *msg)
 {
-	struct daemon *d = p->d;
-	char topic[TOPIC_MAX], id[128];
-	cJSON *json;
-	int n;
-
-	n = snprintf(topic, sizeof(topic), "%s/gateways/%s/alerts", d->base, d->gw_id);
-	if (n < 0 || (size_t)n >= sizeof(topic))
-		return;
-	snprintf(id, sizeof(id), "%s:gw:%" PRId64 ":%" PRIu32, d->gw_id, d->started_ms,
-		 ++d->gw_alerts);
-	if (nl_payload_alert(&(struct nl_payload_alert){ .serial = d->gw_id,
-							 .at_ms = journal_now_ms(),
-							 .alert_id = id,
-							 .rule = rule,
-							 .severity = sev,
-							 .action = NL_PAYLOAD_ACTION_WARN,
-							 .result = NL_PAYLOAD_RESULT_APPLIED,
-							 .unit = NL_PAYLOAD_UNIT_NONE,
-							 .message = msg },
-			     &json) < 0)
-		return;
-	if (outbox_json(d, topic, json, NULL) < 0) {
-		log_err("alert %s: journal failed", rule);
-		return;
-	}
-	if (journal_commit(d->j, kick_cb, d) < 0)
-		log_err("journal: commit request failed");
+	raise_gw_alert(p->d, rule, sev, msg);
 }
 
 /* ---- identity gate --------------------------------------------------------- */

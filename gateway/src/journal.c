@@ -223,6 +223,7 @@ struct journal {
 	uint64_t commit_gen;       /* successful COMMITs so far */
 	uint64_t durable_gen;      /* of them, synced */
 	bool sync_busy;            /* a request is with the thread */
+	uint64_t sync_req_us;      /* when it was made */
 	int sync_failed;           /* -errno once a WAL sync failed: no more writes */
 	int64_t reserved_max;      /* outbox ids reserved (committed) */
 	int64_t reserved_durable;  /* of them, durable: publishable */
@@ -464,6 +465,7 @@ static void request_sync(struct journal *j)
 	pthread_cond_signal(&j->sy.cond);
 	pthread_mutex_unlock(&j->sy.lock);
 	j->sync_busy = true;
+	j->sync_req_us = mono_us();
 }
 
 static void synced(struct journal *j, uint64_t gen, int err, uint64_t dt)
@@ -775,6 +777,11 @@ int64_t journal_outbox_visible_max(struct journal *j)
 void journal_get_stats(struct journal *j, struct journal_stats *ret)
 {
 	*ret = j->stats;
+}
+
+uint64_t journal_sync_wait_us(struct journal *j)
+{
+	return j->sync_busy ? mono_us() - j->sync_req_us : 0;
 }
 
 unsigned journal_pending(struct journal *j)

@@ -187,6 +187,12 @@ int journal_flush(struct journal *j);
 /* Writes waiting in the open batch. */
 unsigned journal_pending(struct journal *j);
 
+/* How long the sync now under way (fdatasync of the WAL, on the syncer
+ * thread) has been running, in microseconds; 0 when none is. While it runs,
+ * what was committed since the last sync is not durable: no commit callback
+ * runs, so no pen is acknowledged. */
+uint64_t journal_sync_wait_us(struct journal *j);
+
 /* An SQLite result code as a -errno (0 for OK, ROW and DONE), for code that
  * uses the journal's database directly (journal_db()). */
 int journal_sqlite_errno(int rc);
