@@ -751,7 +751,7 @@ def case_release(env):
 def case_systemd(env):
     """What deploy/needlelinkd.service relies on (Type=notify, WatchdogSec):
     READY=1 once the journal is open and the loop runs, WATCHDOG=1 from the
-    loop at least every half interval, none while the loop is stopped, and
+    loop more often than the interval, none while the loop is stopped, and
     STOPPING=1 on SIGTERM. The test plays systemd's notify socket."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(env.path("notify.sock"))
@@ -771,7 +771,7 @@ def case_systemd(env):
 
     env.start_broker()
     env.start_sub()
-    wd_us = 400000
+    wd_us = 1000000
     env.start_gw(env={"NOTIFY_SOCKET": env.path("notify.sock"), "WATCHDOG_USEC": str(wd_us)})
     deadline = time.monotonic() + 20
     while first("READY=1") is None and time.monotonic() < deadline:
@@ -779,9 +779,10 @@ def case_systemd(env):
     ready = first("READY=1")
     check(ready is not None, "READY=1 within 20 s of the start")
     check(os.path.exists(env.path("journal.db")), "the journal exists when READY=1 is sent")
-    drain(time.monotonic() + 3)
+    drain(time.monotonic() + 4)
     pings = [t for t, m in got if "WATCHDOG=1" in m.split("\n") and t >= ready]
-    check(len(pings) >= 6, "WATCHDOG=1 at least every half interval: %d pings in 3 s with "
+    # sd-event pings between a half and three quarters of the interval.
+    check(len(pings) >= 5, "WATCHDOG=1 more often than the interval: %d pings in 4 s with "
           "WATCHDOG_USEC=%d" % (len(pings), wd_us))
     gaps = [b - a for a, b in zip(pings, pings[1:])]
     # A bound, not a timing claim: systemd acts at the full interval.
