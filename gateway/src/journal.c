@@ -1427,7 +1427,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 	r = start_syncer(j, path);
 	if (r < 0)
 		goto fail;
-	r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->batch_delay_us, 1000,
+	r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->batch_delay_us, 1,
 				       on_timer, j);
 	if (r < 0)
 		goto fail;
