@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and latency of needlelinkd, printed (not a test):
-#   N simulated pens each writing about RATE records per second, through
+#   N simulated pens each writing about RATE records per second (each pen
+#   sends what it has every 20 ms, the pens in phases spread over those
+#   20 ms as a central's connection events are; firmware-sim/README.md), through
 #   needlelinkd (journal: SQLite WAL, synced before pens are acknowledged)
 #   to a private mosquitto and a QoS 1 subscriber; then, against the same broker, a plain Paho QoS 1
 #   publisher sending as many messages of the same size; and the ratio.

@@ -28,6 +28,19 @@ struct app {
 	double duration_s; /* 0: until every timeline ends */
 	bool linger; /* keep running after every timeline ended */
 	uint64_t tick_us; /* wall time between pen ticks */
+	struct tick_phase *phases;
+	unsigned nphases;
+};
+
+/* The pens tick in up to TICK_PHASES phases spread evenly over the tick
+ * period (pen i in phase i % TICK_PHASES), as a central's controller spreads
+ * its links' connection events over the connection interval: a fleet's
+ * notifications then do not all reach the central in the same instant. */
+#define TICK_PHASES 16u
+
+struct tick_phase {
+	struct app *a;
+	unsigned phase, nphases;
 	sd_event_source *timer;
 };
 
@@ -50,9 +63,10 @@ static void usage(FILE *f)
 	      "      --linger           keep the pens up after every timeline has ended,\n"
 	      "                         until --duration, SIGINT or SIGTERM (a central\n"
 	      "                         collects the records)\n"
-	      "      --tick-ms N        wall ms between pen ticks, 1..50 (default 20); a\n"
-	      "                         pen streams at most 16 RACP record segments per\n"
-	      "                         tick, so bench/run-bench.sh uses 1 to offer more\n"
+	      "      --tick-ms N        wall ms between a pen's ticks, 1..50 (default 20;\n"
+	      "                         a fleet ticks in up to 16 phases spread over it);\n"
+	      "                         a pen streams at most its notify_burst (16) RACP\n"
+	      "                         record segments per tick\n"
 	      "      --serial S         serial of the (first) pen, overriding the scenario\n"
 	      "      --kind K           motorised or dial, overriding the scenario\n"
 	      "      --state-dir DIR    where each pen keeps its flash files SERIAL.flash0/1\n"
@@ -103,10 +117,13 @@ static bool all_finished(const struct app *a)
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct app *a = userdata;
+	struct tick_phase *t = userdata;
+	struct app *a = t->a;
 
-	for (unsigned i = 0; i < a->npens; i++)
+	for (unsigned i = t->phase; i < a->npens; i += t->nphases)
 		runner_tick(a->pens[i]);
+	if (t->phase != 0)
+		return sd_event_source_set_time(s, usec + a->tick_us);
 	if ((!a->linger && all_finished(a)) ||
 	    (a->duration_s > 0 && host_clock_now_ms(&a->clock) >= (uint64_t)(a->duration_s * 1000)))
 		return sd_event_exit(a->ev, 0);
@@ -427,11 +444,25 @@ int main(int argc, char **argv)
 		}
 		a.npens++;
 	}
-	r = sd_event_add_time_relative(a.ev, &a.timer, CLOCK_MONOTONIC, 0, 1000, on_tick, &a);
-	if (r < 0 || sd_event_source_set_enabled(a.timer, SD_EVENT_ON) < 0) {
-		fprintf(stderr, "needlelink-sim: timer: %s\n", strerror(-r));
+	a.nphases = a.npens < TICK_PHASES ? a.npens : TICK_PHASES;
+	a.phases = calloc(a.nphases, sizeof(*a.phases));
+	if (!a.phases) {
 		exit_code = 2;
 		goto out;
+	}
+	for (unsigned i = 0; i < a.nphases; i++) {
+		a.phases[i] = (struct tick_phase){ .a = &a, .phase = i, .nphases = a.nphases };
+		/* 1 us accuracy: sd-event would otherwise align the phases to
+		 * the same instants again. */
+		r = sd_event_add_time_relative(a.ev, &a.phases[i].timer, CLOCK_MONOTONIC,
+					       a.tick_us * i / a.nphases, 1, on_tick, &a.phases[i]);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(a.phases[i].timer, SD_EVENT_ON);
+		if (r < 0) {
+			fprintf(stderr, "needlelink-sim: timer: %s\n", strerror(-r));
+			exit_code = 2;
+			goto out;
+		}
 	}
 	r = sd_event_loop(a.ev);
 	if (r < 0) {
@@ -450,7 +481,9 @@ out:
 	for (unsigned i = 0; i < a.npens; i++)
 		runner_free(a.pens[i]);
 	free(a.pens);
-	sd_event_source_unref(a.timer);
+	for (unsigned i = 0; a.phases && i < a.nphases; i++)
+		sd_event_source_unref(a.phases[i].timer);
+	free(a.phases);
 	sd_event_unref(a.ev);
 	scenario_free(scn);
 	return exit_code;
