@@ -805,7 +805,8 @@ static void arm_tick(struct dlimits *lim)
 		return;
 	(void)sd_event_now(lim->d->e, CLOCK_MONOTONIC, &now);
 	if (!lim->tick) {
-		if (sd_event_add_time(lim->d->e, &lim->tick, CLOCK_MONOTONIC, now + TICK_US, 0,
+		/* 10 ms accuracy: 0 would be sd-event's default of 250 ms. */
+		if (sd_event_add_time(lim->d->e, &lim->tick, CLOCK_MONOTONIC, now + TICK_US, 10000,
 				      on_tick, lim) < 0)
 			log_err("limits: cannot add the supervision timer");
 		return;
