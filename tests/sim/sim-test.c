@@ -2,11 +2,15 @@
 #include "sim-test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "needlelink/cp.h"
+
+extern char **environ;
 
 static uint64_t m_now(void *ctx)
 {
@@ -279,4 +283,17 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 void sim_test_rm_rf(const char *path)
 {
 	(void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int sim_test_spawn(const char *const *argv, const char *errpath)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	CHECK_EQ(posix_spawn_file_actions_init(&fa), 0);
+	CHECK_EQ(posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC,
+						  0600), 0);
+	CHECK_EQ(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
 }

@@ -87,6 +87,10 @@ const struct sim_radio_ops *fake_radio_ops(void);
 /* Removes a directory tree (test work files, on success). */
 void sim_test_rm_rf(const char *path);
 
+/* Starts argv[0] with argv, its stderr into errpath (created or truncated);
+ * returns its pid. Fails the test when it cannot. */
+int sim_test_spawn(const char *const *argv, const char *errpath);
+
 /* Writes a Pen CP request and returns the result of the indicated response
  * (confirming it); -1 when no response came. ret_value may be NULL. */
 int pen_cp(struct fake_radio *r, const void *req, uint32_t *ret_value);

@@ -11,9 +11,7 @@
  * usage: test-e2e NEEDLELINK_SIM
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +25,6 @@
 #include "needlelink/record.h"
 #include "needlelink/seg.h"
 #include "sim-test.h"
-
-extern char **environ;
 
 #define SERIAL "E2E-PEN"
 #define SESSION 4242u
@@ -479,7 +475,6 @@ int main(int argc, char **argv)
 	static struct t t;
 	char scn[256], state[256], log[256];
 	const char *args[16];
-	posix_spawn_file_actions_t fa;
 	int st, n = 0;
 	FILE *f;
 
@@ -513,10 +508,7 @@ int main(int argc, char **argv)
 		args[n++] = "--wipe";
 		args[n] = NULL;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK_EQ(posix_spawn(&t.pid, argv[1], &fa, NULL, (char *const *)args, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	t.pid = sim_test_spawn(args, log);
 
 	CHECK(sd_event_default(&t.ev) >= 0);
 	CHECK_EQ(lradio_client_new(t.ev, &t.c), 0);

@@ -13,10 +13,8 @@
  * usage: test-phases NEEDLELINK_SIM
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +25,6 @@
 
 #include "lradio.h"
 #include "sim-test.h"
-
-extern char **environ;
 
 #define PENS 4
 #define SAMPLES 40
@@ -170,7 +166,6 @@ int main(int argc, char **argv)
 	static struct fleet f;
 	char dir[] = "/tmp/nl-phases-XXXXXX", scn[64], state[64], radio[64], log[64];
 	const char *args[20];
-	posix_spawn_file_actions_t fa;
 	sd_event_source *poll;
 	int st, n = 0;
 	double p0;
@@ -202,10 +197,7 @@ int main(int argc, char **argv)
 	args[n++] = radio;
 	args[n++] = "--wipe";
 	args[n] = NULL;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK_EQ(posix_spawn(&f.pid, argv[1], &fa, NULL, (char *const *)args, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	f.pid = sim_test_spawn(args, log);
 
 	CHECK(sd_event_default(&f.ev) >= 0);
 	for (unsigned i = 0; i < PENS; i++) {

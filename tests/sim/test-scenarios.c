@@ -9,8 +9,6 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +17,6 @@
 
 #include "sim-test.h"
 
-extern char **environ;
-
 static const char *sim_bin, *scn_dir;
 static char tmp[256];
 
@@ -28,7 +24,6 @@ static char tmp[256];
 static int run(const char *const *args, const char *errpath)
 {
 	const char *argv[32];
-	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	int st, n = 0;
 
@@ -36,10 +31,7 @@ static int run(const char *const *args, const char *errpath)
 	for (; *args; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK_EQ(posix_spawn(&pid, sim_bin, &fa, NULL, (char *const *)argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	pid = sim_test_spawn(argv, errpath);
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	CHECK(WIFEXITED(st));
 	return WEXITSTATUS(st);
