@@ -40,7 +40,7 @@ struct app {
 
 struct tick_phase {
 	struct app *a;
-	unsigned phase, nphases;
+	unsigned phase;
 	sd_event_source *timer;
 };
 
@@ -120,7 +120,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	struct tick_phase *t = userdata;
 	struct app *a = t->a;
 
-	for (unsigned i = t->phase; i < a->npens; i += t->nphases)
+	for (unsigned i = t->phase; i < a->npens; i += a->nphases)
 		runner_tick(a->pens[i]);
 	if (t->phase != 0)
 		return sd_event_source_set_time(s, usec + a->tick_us);
@@ -451,7 +451,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < a.nphases; i++) {
-		a.phases[i] = (struct tick_phase){ .a = &a, .phase = i, .nphases = a.nphases };
+		a.phases[i] = (struct tick_phase){ .a = &a, .phase = i };
 		/* 1 us accuracy: sd-event would otherwise align the phases to
 		 * the same instants again. */
 		r = sd_event_add_time_relative(a.ev, &a.phases[i].timer, CLOCK_MONOTONIC,
