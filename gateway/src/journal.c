@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helper-sched.h"
 #include "log.h"
 #include "needlelink/record.h"
 
@@ -172,21 +174,23 @@ struct waiter {
 };
 
 /* The WAL syncer: a thread that only calls fdatasync() on the WAL file (no
- * SQLite call), asked for and answering through the loop. */
+ * SQLite call but its own checkpoints), asked by the loop and answering it.
+ * No lock between them: the loop has at most one request out (sync_busy),
+ * each side writes its own fields and then the other side's eventfd, so the
+ * loop never waits for the thread, nor the thread for the loop. */
 struct syncer {
 	pthread_t thread;
 	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	int wal_fd;
-	int efd;           /* eventfd: the thread signals the loop */
-	uint64_t req_gen;  /* asked for: durable through this commit generation */
-	uint64_t done_gen; /* answered */
-	int done_err;      /* 0 or -errno of the last fdatasync */
-	uint64_t done_us;  /* and how long it took */
-	uint64_t checkpoints, checkpoint_us;
-	sqlite3 *ckdb;     /* the thread's own connection, for checkpoints only */
-	bool quit;
+	int req_fd;                /* eventfd: the loop asks (the thread blocks reading it) */
+	int efd;                   /* eventfd: the thread answers the loop */
+	_Atomic uint64_t req_gen;  /* asked for: durable through this commit generation */
+	_Atomic uint64_t done_gen; /* answered; published after the fields below */
+	_Atomic int done_err;      /* 0 or -errno of the last fdatasync */
+	_Atomic uint64_t done_us;  /* and how long it took */
+	_Atomic uint64_t checkpoints, checkpoint_us;
+	sqlite3 *ckdb;             /* the thread's own connection, for checkpoints only */
+	atomic_bool quit;
 };
 
 struct touched_pen {
@@ -458,12 +462,14 @@ static int reserve_ids(struct journal *j, int64_t *ret_max)
  * is busy (it is asked again when it answers) or there is nothing new. */
 static void request_sync(struct journal *j)
 {
+	uint64_t one = 1;
+
 	if (j->sync_busy || j->durable_gen >= j->commit_gen || j->sync_failed)
 		return;
-	pthread_mutex_lock(&j->sy.lock);
-	j->sy.req_gen = j->commit_gen;
-	pthread_cond_signal(&j->sy.cond);
-	pthread_mutex_unlock(&j->sy.lock);
+	atomic_store_explicit(&j->sy.req_gen, j->commit_gen, memory_order_release);
+	/* Cannot block: an eventfd's write waits only at a count of 2^64-1. */
+	while (write(j->sy.req_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
 	j->sync_busy = true;
 	j->sync_req_us = mono_us();
 }
@@ -503,19 +509,28 @@ static void *syncer_main(void *userdata)
 {
 	struct journal *j = userdata;
 	struct syncer *sy = &j->sy;
-	uint64_t done = 0, one = 1;
+	uint64_t done = 0, one = 1, v;
 
-	pthread_mutex_lock(&sy->lock);
+	(void)pthread_setname_np(pthread_self(), "nl-syncer");
+	(void)helper_sched_begin(); /* for good: never preempt the loop */
 	for (;;) {
 		uint64_t gen, t0, dt;
 		int err;
 
-		while (!sy->quit && sy->req_gen <= done)
-			pthread_cond_wait(&sy->cond, &sy->lock);
-		if (sy->quit)
+		if (atomic_load_explicit(&sy->quit, memory_order_acquire))
 			break;
-		gen = sy->req_gen;
-		pthread_mutex_unlock(&sy->lock);
+		gen = atomic_load_explicit(&sy->req_gen, memory_order_acquire);
+		if (gen <= done) {
+			/* Nothing new: wait to be asked. A request stored after
+			 * the load above has written the eventfd, so this read
+			 * returns at once and the load is made again. */
+			if (read(sy->req_fd, &v, sizeof(v)) < 0 && errno != EINTR) {
+				log_crit("journal: the WAL syncer cannot wait for requests: %m; "
+					 "no more records are acknowledged to pens");
+				break;
+			}
+			continue;
+		}
 		t0 = mono_us();
 		err = fdatasync(sy->wal_fd) < 0 ? -errno : 0;
 		dt = mono_us() - t0;
@@ -528,28 +543,21 @@ static void *syncer_main(void *userdata)
 								   SQLITE_CHECKPOINT_PASSIVE, NULL,
 								   NULL);
 
-				c0 = mono_us() - c0;
-				pthread_mutex_lock(&sy->lock);
 				if (rc == SQLITE_OK) {
-					sy->checkpoints++;
-					sy->checkpoint_us += c0;
+					atomic_fetch_add_explicit(&sy->checkpoints, 1,
+								  memory_order_relaxed);
+					atomic_fetch_add_explicit(&sy->checkpoint_us, mono_us() - c0,
+								  memory_order_relaxed);
 				}
-				pthread_mutex_unlock(&sy->lock);
 			}
 		}
-		pthread_mutex_lock(&sy->lock);
+		atomic_store_explicit(&sy->done_err, err, memory_order_relaxed);
+		atomic_store_explicit(&sy->done_us, dt, memory_order_relaxed);
+		atomic_store_explicit(&sy->done_gen, gen, memory_order_release);
 		done = gen;
-		sy->done_gen = gen;
-		sy->done_err = err;
-		sy->done_us = dt;
-		/* Still holding the lock: the wait at the top of the loop needs
-		 * it, or a request made between its check and the wait (the
-		 * loop answers this very wakeup with one) would be lost, and
-		 * nothing would ever be durable again. */
 		while (write(sy->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
 	}
-	pthread_mutex_unlock(&sy->lock);
 	return NULL;
 }
 
@@ -561,13 +569,13 @@ static int on_synced(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_err("journal: reading the syncer's eventfd: %m");
-	pthread_mutex_lock(&j->sy.lock);
-	gen = j->sy.done_gen;
-	err = j->sy.done_err;
-	dt = j->sy.done_us;
-	j->stats.checkpoints = j->sy.checkpoints;
-	j->stats.checkpoint_us = j->sy.checkpoint_us;
-	pthread_mutex_unlock(&j->sy.lock);
+	/* The thread answers one request at a time and gets no other before
+	 * request_sync() below: what it stored before done_gen stays put. */
+	gen = atomic_load_explicit(&j->sy.done_gen, memory_order_acquire);
+	err = atomic_load_explicit(&j->sy.done_err, memory_order_relaxed);
+	dt = atomic_load_explicit(&j->sy.done_us, memory_order_relaxed);
+	j->stats.checkpoints = atomic_load_explicit(&j->sy.checkpoints, memory_order_relaxed);
+	j->stats.checkpoint_us = atomic_load_explicit(&j->sy.checkpoint_us, memory_order_relaxed);
 	if (!j->sync_busy)
 		return 0;
 	j->sync_busy = false;
@@ -1291,6 +1299,7 @@ static int start_syncer(struct journal *j, const char *path)
 
 	j->sy.wal_fd = -1;
 	j->sy.efd = -1;
+	j->sy.req_fd = -1;
 	r = step_done(j, ST_BEGIN);
 	if (r < 0)
 		return r;
@@ -1312,6 +1321,9 @@ static int start_syncer(struct journal *j, const char *path)
 	j->sy.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (j->sy.efd < 0)
 		return -errno;
+	j->sy.req_fd = eventfd(0, EFD_CLOEXEC); /* blocking: the thread waits on it */
+	if (j->sy.req_fd < 0)
+		return -errno;
 	/* Checkpoints move to the syncer's own connection (used by that
 	 * thread only): a passive checkpoint runs alongside the loop's
 	 * writes. Without it, SQLite's automatic checkpoints stay. */
@@ -1328,14 +1340,9 @@ static int start_syncer(struct journal *j, const char *path)
 	if (r < 0)
 		return r;
 	(void)sd_event_source_set_description(j->sync_src, "journal-synced");
-	pthread_mutex_init(&j->sy.lock, NULL);
-	pthread_cond_init(&j->sy.cond, NULL);
 	r = -pthread_create(&j->sy.thread, NULL, syncer_main, j);
-	if (r < 0) {
-		pthread_cond_destroy(&j->sy.cond);
-		pthread_mutex_destroy(&j->sy.lock);
+	if (r < 0)
 		return r;
-	}
 	j->sy.started = true;
 	return exec(j, j->sy.ckdb ? "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0"
 				  : "PRAGMA synchronous = NORMAL");
@@ -1345,13 +1352,12 @@ static int start_syncer(struct journal *j, const char *path)
 static void stop_syncer(struct journal *j)
 {
 	if (j->sy.started) {
-		pthread_mutex_lock(&j->sy.lock);
-		j->sy.quit = true;
-		pthread_cond_signal(&j->sy.cond);
-		pthread_mutex_unlock(&j->sy.lock);
+		uint64_t one = 1;
+
+		atomic_store_explicit(&j->sy.quit, true, memory_order_release);
+		while (write(j->sy.req_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
 		pthread_join(j->sy.thread, NULL);
-		pthread_cond_destroy(&j->sy.cond);
-		pthread_mutex_destroy(&j->sy.lock);
 		j->sy.started = false;
 		j->sync_busy = false;
 	}
@@ -1374,6 +1380,10 @@ static void stop_syncer(struct journal *j)
 		close(j->sy.efd);
 		j->sy.efd = -1;
 	}
+	if (j->sy.req_fd >= 0) {
+		close(j->sy.req_fd);
+		j->sy.req_fd = -1;
+	}
 }
 
 int journal_open(sd_event *e, const char *path, const struct journal_options *opts,
@@ -1389,6 +1399,7 @@ int journal_open(sd_event *e, const char *path, const struct journal_options *op
 		return -ENOMEM;
 	j->sy.wal_fd = -1;
 	j->sy.efd = -1;
+	j->sy.req_fd = -1;
 	j->event = sd_event_ref(e);
 	j->batch_max = opts && opts->batch_max ? opts->batch_max : DEFAULT_BATCH_MAX;
 	j->batch_delay_us = opts && opts->batch_delay_us ? opts->batch_delay_us

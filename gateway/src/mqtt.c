@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "journal.h"
+#include "helper-sched.h"
 #include "log.h"
 #include "payload.h"
 #include "queue.h"
@@ -546,6 +547,7 @@ static int do_connect(struct mqtt *m)
 	const char *user = config_str(c, CONFIG_MQTT_USERNAME);
 	const char *ca = config_str(c, CONFIG_MQTT_TLS_CA);
 	const char *cert = config_str(c, CONFIG_MQTT_TLS_CERT);
+	bool batch;
 	int rc;
 
 	o->keepAliveInterval = (int)config_int(c, CONFIG_MQTT_KEEPALIVE_S);
@@ -594,7 +596,12 @@ static int do_connect(struct mqtt *m)
 		o->ssl = &ssl;
 	}
 	m->state = CONN_CONNECTING;
+	/* Paho starts its send and receive threads in here when they are not
+	 * running, and they inherit this thread's policy: they are helpers,
+	 * and must not preempt the loop (helper-sched.h). */
+	batch = helper_sched_begin();
 	rc = m->paho->MQTTAsync_connect(m->client, o);
+	helper_sched_end(batch);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("mqtt: connect to %s failed at once: %s", m->uri, paho_error(m, rc));
 		schedule_reconnect(m);

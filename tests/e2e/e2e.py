@@ -310,6 +310,34 @@ def retained(env, topic, timeout=20):
     return out.stdout.strip()
 
 
+def thread_policies(env):
+    """needlelinkd's threads by name ("loop" for the main thread), each with
+    the scheduling policies of the threads of that name (/proc/PID/task/TID/stat
+    field 41: 0 SCHED_OTHER, 3 SCHED_BATCH)."""
+    pid = env.procs["gw"].pid
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
+        out.setdefault("loop" if int(tid) == pid else comm, []).append(int(fields[41 - 3]))
+    return out
+
+
+def check_helpers_batch(env, when):
+    """The loop thread runs SCHED_OTHER; the journal's syncer and Paho's
+    threads run SCHED_BATCH, so that waking they never preempt it."""
+    pol = thread_policies(env)
+    check(pol.get("loop") == [0], "the loop thread runs SCHED_OTHER %s (%r)" % (when, pol))
+    for name in ("nl-syncer", "MQTTAsync_send", "MQTTAsync_rcv"):
+        check(pol.get(name) == [3], "%s runs SCHED_BATCH %s (%r)" % (name, when, pol))
+
+
 def gateway_online(env):
     try:
         s = json.loads(retained(env, "%s/gateways/e2e-gw/state" % BASE, 5) or "{}")
@@ -358,6 +386,7 @@ def case_records(env):
     s = scn(env, "full-face.json")
     env.start_sim("ff", s, 60)
     env.wait_for(lambda: len(records_of(env, "PEN-FF01")) >= 3, 60, "3 records")
+    check_helpers_batch(env, "while records flow")
     # read_state over MQTT 5: answered on the response topic, correlation data echoed.
     reply = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(env.port), "-V", "5",
                               "-t", "e2e/reply", "-C", "1", "-W", "30", "-F", "%D|%p"],
@@ -466,6 +495,7 @@ def case_broker_restart(env):
     check_pen(env, pens[0], s)
     env.wait_for(lambda: gateway_online(env), 30, "retained gateway state online again")
     check(True, "gateway state online after the broker restart")
+    check_helpers_batch(env, "after reconnecting")
 
 
 def case_gateway_kill(env):
