@@ -48,9 +48,11 @@
 #   paho        a plain Paho QoS 1 publisher, same count and size, same broker;
 #               the ratio divides the delivered rate (catch-up mode: of the
 #               busiest second) by its rate
+# The gateway runs with its defaults, [gateway] cpu = auto among them: the
+# loop and Paho's threads on the highest-numbered CPU (README.md).
 # Environment: BENCH_KEEP=1 keeps the scratch directory; BENCH_LOG_LEVEL sets
 # the gateway's log level; BENCH_CONFIG a config file for the gateway (e.g.
-# another [mqtt] max_inflight); BENCH_EARLY=1 runs the gateway with [mqtt]
+# another [mqtt] max_inflight, or [gateway] cpu = none); BENCH_EARLY=1 runs the gateway with [mqtt]
 # publish_before_commit = true (see docs/mqtt-api.md, Delivery); BENCH_ATTACH
 # attaches a profiler (below).
 # Needs python3 for the arithmetic.

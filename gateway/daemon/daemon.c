@@ -16,6 +16,7 @@
 #include "config.h"
 #include "daemon-internal.h"
 #include "daemon.h"
+#include "helper-sched.h"
 #include "journal.h"
 #include "log.h"
 #include "mqtt.h"
@@ -1541,6 +1542,19 @@ static void log_stats(struct daemon *d)
 		   d->lat[d->n_lat * 99 / 100], d->lat[d->n_lat - 1]);
 }
 
+int daemon_check_cpu(const struct config *cfg, int *ret_cpu)
+{
+	const char *spec = config_str(cfg, CONFIG_GATEWAY_CPU);
+	int r = helper_sched_resolve(spec, ret_cpu);
+
+	if (r == -ENXIO)
+		log_err("[gateway] cpu = %s: this process may not run on that CPU (see"
+			" /proc/self/status, Cpus_allowed_list)", spec);
+	else if (r < 0)
+		log_err("[gateway] cpu = %s: %s", spec, strerror(-r));
+	return r;
+}
+
 int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 {
 	struct daemon d = { .cfg = cfg, .opts = opts, .exit_code = 1 };
@@ -1562,6 +1576,24 @@ int daemon_run(const struct config *cfg, const struct daemon_options *opts)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	/* Before any thread starts: Paho's threads inherit the loop's CPU,
+	 * the syncer gives it back (helper-sched.h). */
+	{
+		int cpu = -1;
+
+		r = daemon_check_cpu(cfg, &cpu);
+		if (r < 0)
+			return 2;
+		if (cpu >= 0) {
+			r = helper_sched_bind(cpu);
+			if (r < 0)
+				log_warning("cannot bind the loop thread to CPU %d: %s; threads stay"
+					    " where the scheduler puts them", cpu, strerror(-r));
+			else
+				log_info("loop and MQTT threads on CPU %d", cpu);
+		}
+	}
 
 	r = sd_event_default(&d.e);
 	if (r < 0) {

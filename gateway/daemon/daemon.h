@@ -26,6 +26,11 @@ struct daemon_options {
  * loaded and validated. Returns the process exit status. */
 int daemon_run(const struct config *cfg, const struct daemon_options *opts);
 
+/* Resolves [gateway] cpu on this machine (helper-sched.h): *ret_cpu is the
+ * CPU for the loop and Paho's threads, or -1. Logs and returns -errno for a
+ * CPU the process may not use. */
+int daemon_check_cpu(const struct config *cfg, int *ret_cpu);
+
 /* --check-config: loads the limits policy ([limits] policy). 0 (valid, or
  * absent: built-in defaults; one line on stdout), or -errno with every
  * error printed to stderr as FILE:LINE: message. */

@@ -223,7 +223,9 @@ int main(int argc, char **argv)
 	if (check) {
 		char hash[17];
 
-		if (daemon_check_policy(cfg) < 0) {
+		int cpu;
+
+		if (daemon_check_policy(cfg) < 0 || daemon_check_cpu(cfg, &cpu) < 0) {
 			config_free(cfg);
 			return 2;
 		}

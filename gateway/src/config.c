@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helper-sched.h"
 #include "log.h"
 
 #define SERIAL_MAX 32 /* NL_SERIAL_MAX in protocol/include/needlelink/common.h */
@@ -31,6 +32,7 @@ enum str_check {
 	CHECK_TOPIC_LEVEL,
 	CHECK_TOPIC_PREFIX,
 	CHECK_CLIENT_ID,
+	CHECK_CPU,
 };
 
 struct key_desc {
@@ -49,6 +51,7 @@ static const struct key_desc keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_GATEWAY_JOURNAL] = { "gateway", "journal", KEY_STR, CHECK_NONEMPTY, 0, 0, "/var/lib/needlelink/journal.db", false },
 	[CONFIG_GATEWAY_LOG_LEVEL] = { "gateway", "log_level", KEY_LEVEL, CHECK_NONE, 0, 0, "info", false },
 	[CONFIG_GATEWAY_MAX_CONNECTIONS] = { "gateway", "max_connections", KEY_INT, CHECK_NONE, 1, 64, "4", false },
+	[CONFIG_GATEWAY_CPU] = { "gateway", "cpu", KEY_STR, CHECK_CPU, 0, 0, "auto", false },
 	[CONFIG_MQTT_HOST] = { "mqtt", "host", KEY_STR, CHECK_NONEMPTY, 0, 0, "localhost", false },
 	[CONFIG_MQTT_PORT] = { "mqtt", "port", KEY_INT, CHECK_NONE, 1, 65535, "1883", false },
 	[CONFIG_MQTT_PROTOCOL] = { "mqtt", "protocol", KEY_PROTOCOL, CHECK_NONE, 0, 0, "5", false },
@@ -259,6 +262,14 @@ static const char *check_string(enum str_check check, const char *s)
 		if (strlen(s) > CLIENT_ID_MAX || !is_printable(s))
 			return "expected at most 128 printable characters";
 		return NULL;
+	case CHECK_CPU: {
+		int cpu;
+
+		/* Whether the CPU exists is the daemon's check, at start. */
+		if (helper_sched_resolve(s, &cpu) == -EINVAL)
+			return "expected auto, none or a CPU number (0, 1, ...)";
+		return NULL;
+	}
 	}
 	return NULL;
 }
@@ -764,6 +775,7 @@ const char *config_key_name(enum config_key k)
 		[CONFIG_GATEWAY_JOURNAL] = "gateway.journal",
 		[CONFIG_GATEWAY_LOG_LEVEL] = "gateway.log_level",
 		[CONFIG_GATEWAY_MAX_CONNECTIONS] = "gateway.max_connections",
+		[CONFIG_GATEWAY_CPU] = "gateway.cpu",
 		[CONFIG_MQTT_HOST] = "mqtt.host",
 		[CONFIG_MQTT_PORT] = "mqtt.port",
 		[CONFIG_MQTT_PROTOCOL] = "mqtt.protocol",

@@ -14,6 +14,15 @@
  * Only a thread running SCHED_OTHER is switched: a policy an administrator
  * set on the whole daemon (a real-time one, say, in the unit) is left to
  * every thread as it is.
+ *
+ * Placement ([gateway] cpu): the loop and Paho's two threads hand every
+ * publish and every PUBACK to each other through Paho's mutexes and
+ * condition variables. On different CPUs each handoff is a cross-CPU wakeup
+ * and the loop's pump runs alongside the send thread's socket writes,
+ * contending for Paho's client mutex; on one CPU neither happens. So the
+ * loop thread is bound to one CPU before any thread starts, Paho's threads
+ * inherit that, and the syncer, which mostly waits for the disk, takes back
+ * every CPU the daemon had.
  */
 #ifndef NLGW_HELPER_SCHED_H
 #define NLGW_HELPER_SCHED_H
@@ -27,5 +36,21 @@ bool helper_sched_begin(void);
 
 /* Switches the calling thread back to SCHED_OTHER if begin switched it. */
 void helper_sched_end(bool switched);
+
+/* Which CPU spec ("auto", "none" or a CPU number) names among the CPUs the
+ * process may use: -1 for none (also "auto" or that CPU when only one is
+ * allowed: nothing to bind). "auto" is the highest-numbered allowed CPU
+ * (CPU 0 takes most device interrupts). Returns 0, -EINVAL for a spec that
+ * is none of these, -ENXIO for a CPU the process may not use. */
+int helper_sched_resolve(const char *spec, int *ret_cpu);
+
+/* Loop thread, before any other thread starts: binds the calling thread to
+ * cpu (>= 0; from helper_sched_resolve()), remembering the CPUs it had for
+ * helper_sched_unbind(). Returns 0 or -errno. */
+int helper_sched_bind(int cpu);
+
+/* A helper thread started after helper_sched_bind() that should not stay
+ * on the loop's CPU: gives it back the CPUs the process had. */
+void helper_sched_unbind(void);
 
 #endif

@@ -513,6 +513,7 @@ static void *syncer_main(void *userdata)
 
 	(void)pthread_setname_np(pthread_self(), "nl-syncer");
 	(void)helper_sched_begin(); /* for good: never preempt the loop */
+	helper_sched_unbind();      /* it waits for the disk, not for the loop */
 	for (;;) {
 		uint64_t gen, t0, dt;
 		int err;

@@ -310,10 +310,19 @@ def retained(env, topic, timeout=20):
     return out.stdout.strip()
 
 
-def thread_policies(env):
+def cpu_list(text):
+    """The CPUs of a kernel CPU list ("0-2,5")."""
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def gw_threads(env):
     """needlelinkd's threads by name ("loop" for the main thread), each with
-    the scheduling policies of the threads of that name (/proc/PID/task/TID/stat
-    field 41: 0 SCHED_OTHER, 3 SCHED_BATCH)."""
+    a list of (scheduling policy, allowed CPUs) for the threads of that name
+    (/proc/PID/task/TID/stat field 41: 0 SCHED_OTHER, 3 SCHED_BATCH)."""
     pid = env.procs["gw"].pid
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
@@ -322,20 +331,30 @@ def thread_policies(env):
                 comm = f.read().strip()
             with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
                 stat = f.read()
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                allowed = [ln.split()[1] for ln in f if ln.startswith("Cpus_allowed_list:")][0]
         except OSError:
             continue  # the thread ended meanwhile
         fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
-        out.setdefault("loop" if int(tid) == pid else comm, []).append(int(fields[41 - 3]))
+        out.setdefault("loop" if int(tid) == pid else comm, []).append(
+            (int(fields[41 - 3]), sorted(cpu_list(allowed))))
     return out
 
 
-def check_helpers_batch(env, when):
+def check_helper_threads(env, when):
     """The loop thread runs SCHED_OTHER; the journal's syncer and Paho's
-    threads run SCHED_BATCH, so that waking they never preempt it."""
-    pol = thread_policies(env)
-    check(pol.get("loop") == [0], "the loop thread runs SCHED_OTHER %s (%r)" % (when, pol))
-    for name in ("nl-syncer", "MQTTAsync_send", "MQTTAsync_rcv"):
-        check(pol.get(name) == [3], "%s runs SCHED_BATCH %s (%r)" % (name, when, pol))
+    threads run SCHED_BATCH, so that waking they never preempt it. With
+    [gateway] cpu = auto the loop and Paho's threads share the highest CPU
+    the daemon may use, and the syncer has all of them."""
+    th = gw_threads(env)
+    allowed = sorted(os.sched_getaffinity(0))  # the daemon inherits ours
+    one = allowed[-1:] if len(allowed) > 1 else allowed
+    want = {"loop": (0, one), "MQTTAsync_send": (3, one), "MQTTAsync_rcv": (3, one),
+            "nl-syncer": (3, allowed)}
+    for name, (policy, cpus) in want.items():
+        check(th.get(name) == [(policy, cpus)],
+              "%s: %s, CPUs %s, %s (%r)" % (name, "SCHED_OTHER" if policy == 0 else "SCHED_BATCH",
+                                            cpus, when, th))
 
 
 def gateway_online(env):
@@ -386,7 +405,7 @@ def case_records(env):
     s = scn(env, "full-face.json")
     env.start_sim("ff", s, 60)
     env.wait_for(lambda: len(records_of(env, "PEN-FF01")) >= 3, 60, "3 records")
-    check_helpers_batch(env, "while records flow")
+    check_helper_threads(env, "while records flow")
     # read_state over MQTT 5: answered on the response topic, correlation data echoed.
     reply = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(env.port), "-V", "5",
                               "-t", "e2e/reply", "-C", "1", "-W", "30", "-F", "%D|%p"],
@@ -495,7 +514,7 @@ def case_broker_restart(env):
     check_pen(env, pens[0], s)
     env.wait_for(lambda: gateway_online(env), 30, "retained gateway state online again")
     check(True, "gateway state online after the broker restart")
-    check_helpers_batch(env, "after reconnecting")
+    check_helper_threads(env, "after reconnecting")
 
 
 def case_gateway_kill(env):
@@ -685,6 +704,13 @@ def case_config(env):
     r = subprocess.run([env.gwd, "--config", "/dev/null", "--port", "0", "--check-config"],
                        capture_output=True, text=True, timeout=30)
     check(r.returncode != 0 and "command line" in r.stderr, "a bad flag value is an error")
+    # A CPU this process may not run on: found by --check-config and at start.
+    absent = next(c for c in range(4096) if c not in os.sched_getaffinity(0))
+    for extra in (["--check-config"], []):
+        r = subprocess.run([env.gwd, "--config", "/dev/null", "--set", "gateway.cpu=%d" % absent,
+                            *extra], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and "cpu = %d: this process may not run on that CPU" % absent
+              in r.stderr, "[gateway] cpu = %d (not allowed) exits 2 %s" % (absent, extra))
     good = env.path("good.conf")
     with open(good, "w") as f:
         f.write("[gateway]\nid = e2e\n[mqtt]\nport = 1884\n")

@@ -88,6 +88,7 @@ static void test_good_file(void)
 				      "base_topic = clinic/a\n"
 				      "log_level = debug\n"
 				      "max_connections = 8\n"
+				      "cpu = none\n"
 				      "[mqtt]\n"
 				      "host = broker.example\n"
 				      "port = 8883\n"
@@ -110,6 +111,7 @@ static void test_good_file(void)
 	CHECK_STR(config_str(c, CONFIG_GATEWAY_BASE_TOPIC), "clinic/a");
 	CHECK_INT(config_log_level(c), 7);
 	CHECK_INT(config_int(c, CONFIG_GATEWAY_MAX_CONNECTIONS), 8);
+	CHECK_STR(config_str(c, CONFIG_GATEWAY_CPU), "none");
 	CHECK_STR(config_str(c, CONFIG_MQTT_HOST), "broker.example");
 	CHECK_INT(config_int(c, CONFIG_MQTT_PORT), 8883);
 	CHECK_INT(config_mqtt_protocol(c), CONFIG_MQTT_PROTOCOL_311);
@@ -123,7 +125,7 @@ static void test_good_file(void)
 	CHECK(!config_pen_allowed(c, "NL-4"));
 	{
 		char want[600];
-		snprintf(want, sizeof(want), "%s:11", path);
+		snprintf(want, sizeof(want), "%s:12", path);
 		CHECK_STR(config_origin(c, CONFIG_MQTT_PORT), want);
 	}
 
@@ -185,9 +187,10 @@ static void test_errors(void)
 				      "allow = THIS-SERIAL-IS-FAR-TOO-LONG-FOR-A-PEN-0123\n" /* 16 */
 				      "[gateway]\n"                        /* 17 */
 				      "id = a/b\n"                         /* 18 bad topic level */
-				      "[transport]\n"                      /* 19 */
-				      "kind = usb\n"                       /* 20 */
-				      "[mqtt\n");                          /* 21 syntax */
+				      "cpu = 1.5\n"                        /* 19 bad cpu */
+				      "[transport]\n"                      /* 20 */
+				      "kind = usb\n"                       /* 21 */
+				      "[mqtt\n");                          /* 22 syntax */
 
 	CHECK_INT(config_new(&c), 0);
 	CHECK_INT(config_load(c, path, true), -EINVAL);
@@ -212,11 +215,12 @@ static void test_errors(void)
 	AT(13, "unknown section [broker]");
 	AT(16, "allow");
 	AT(18, "id");
-	AT(20, "kind");
-	AT(21, "section header without ']'");
+	AT(19, "cpu: expected auto, none or a CPU number (0, 1, ...), got '1.5'");
+	AT(21, "kind");
+	AT(22, "section header without ']'");
 #undef AT
 	/* Exactly those: nothing reported twice, nothing for line 14. */
-	CHECK_INT(config_n_errors(c), 15);
+	CHECK_INT(config_n_errors(c), 16);
 	/* Bad values leave the previous (default) value in place. */
 	CHECK_INT(config_int(c, CONFIG_MQTT_PORT), 1883);
 	CHECK_STR(config_str(c, CONFIG_MQTT_HOST), "a");
