@@ -19,11 +19,12 @@
 #   -c  guest vCPUs (default 2)
 #   -a  virtual LE controllers btvirt creates (2..4, default 2): hci0,
 #       hci1, ... in the guest
-#   -k  run once more, saying so, when the guest kernel oopses in
+#   -k  run again, saying so, when the guest kernel oopses in
 #       hci_chan_del (a use-after-free in Linux 6.1's Bluetooth core when
 #       bluetoothd closes an L2CAP socket while the link is torn down; not
-#       in the code under test, see tests/gateway-bluez/CMakeLists.txt); the
-#       first run's results are kept in RESULTS_DIR.oops; a second oops fails
+#       in the code under test, see tests/gateway-bluez/CMakeLists.txt), at
+#       most twice: the failed runs' results are kept in RESULTS_DIR.oops1
+#       and RESULTS_DIR.oops2; a third oops, or any other failure, fails
 #
 # The guest's root is the host's own root, read-only over virtio-9p under a
 # tmpfs overlay, so the guest runs exactly the BlueZ, D-Bus and Python
@@ -210,18 +211,20 @@ report() {
 	return 0
 }
 
-# -k: the run failed; if the guest kernel oopsed in hci_chan_del, run once
-# more (see the usage above). Returns only when it does not.
+# -k: the run failed; if the guest kernel oopsed in hci_chan_del, run again,
+# at most twice (see the usage above). Returns only when it does not.
 retry_if_known_oops() {
-	[ $retry_oops = 1 ] && [ -z "${NL_VM_RETRIED:-}" ] || return 0
+	local n=$((${NL_VM_RETRIED:-0} + 1))
+
+	[ $retry_oops = 1 ] && [ $n -le 2 ] || return 0
 	grep -Eq 'kernel BUG at|general protection fault|list_del corruption|Oops:' "$console" &&
 		grep -q 'hci_chan_del' "$console" || return 0
-	echo "bluez-vm: RETRY: $1; the guest kernel oopsed in hci_chan_del, the known Linux 6.1" \
-		"Bluetooth race, not the code under test; running once more (first run kept in" \
-		"$results.oops)" >&2
-	rm -rf "$results.oops"
-	mv "$results" "$results.oops" || fail "$1; cannot keep the first run"
-	NL_VM_RETRIED=1 exec bash "$0" "${args[@]}"
+	echo "bluez-vm: RETRY $n of 2: $1; the guest kernel oopsed in hci_chan_del, the known" \
+		"Linux 6.1 Bluetooth race, not the code under test; running again (this run kept" \
+		"in $results.oops$n)" >&2
+	rm -rf "$results.oops$n"
+	mv "$results" "$results.oops$n" || fail "$1; cannot keep the failed run"
+	NL_VM_RETRIED=$n exec bash "$0" "${args[@]}"
 }
 
 if [ $timed_out = 1 ]; then
